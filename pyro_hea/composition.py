@@ -1,0 +1,335 @@
+"""Alloy compositions: parse formulas, normalize, canonical strings, vectors.
+
+A composition is a ``dict`` mapping element symbol to atomic (mole)
+fraction, with fractions summing to 1. Formulas are accepted as people
+write them::
+
+    CoCrFeMnNi                 equimolar, implicit amounts of 1
+    Al0.5CoCrFeNi              proportional amounts
+    Fe17Ni17Cr17Co22Al17Mo8    atomic percent
+    Al0.25 Co1 Fe1 Ni1         space separated (Borg et al. 2020 style)
+    (CoCrFeNi)95Al5            a parenthesised group counts as one unit
+
+A repeated element is summed (``CoCrFeNiNi`` is Co1Cr1Fe1Ni2).
+"""
+
+from __future__ import annotations
+
+from .errors import PyroHeaError
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CompositionError",
+    "PERIODIC_TABLE",
+    "parse_formula",
+    "normalize",
+    "canonical_formula",
+    "composition_key",
+    "to_vector",
+    "from_vector",
+    "to_matrix",
+    "as_composition",
+    "sort_by_atomic_number",
+]
+
+
+class CompositionError(PyroHeaError):
+    """A formula or composition vector that cannot be read as an alloy."""
+
+
+#: The element symbols in order of atomic number (IUPAC, 118 elements).
+PERIODIC_TABLE: tuple[str, ...] = tuple(
+    """H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn
+    Ga Ge As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr
+    Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra
+    Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts
+    Og""".split()
+)
+_ATOMIC_NUMBER = {symbol: z for z, symbol in enumerate(PERIODIC_TABLE, start=1)}
+
+_SYMBOL = re.compile(r"[A-Z][a-z]?")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
+
+
+def _fail(formula: str, pos: int, problem: str) -> CompositionError:
+    return CompositionError(f"formula {formula!r}: {problem} at position {pos}")
+
+
+def _read_amount(formula: str, pos: int) -> tuple[float | None, int]:
+    """Read an optional amount after a symbol or a closing parenthesis."""
+    if formula.startswith("-", pos):
+        raise _fail(formula, pos, "negative amounts are not allowed")
+    low = formula[pos : pos + 3].lower()
+    if low in ("nan", "inf"):
+        raise _fail(formula, pos, f"amount {formula[pos:pos + 3]!r} is not a finite number")
+    match = _NUMBER.match(formula, pos)
+    if match is None:
+        return None, pos
+    value = float(match.group())
+    if not math.isfinite(value):
+        raise _fail(formula, pos, f"amount {match.group()!r} is not a finite number")
+    if value <= 0:
+        raise _fail(formula, pos, f"amount {match.group()!r} must be positive")
+    return value, match.end()
+
+
+def parse_formula(formula: str) -> dict[str, float]:
+    """Parse an alloy formula into atomic fractions.
+
+    Parameters
+    ----------
+    formula : str
+        The formula, e.g. ``"Al0.5CoCrFeNi"``. Element symbols must be
+        capitalised as in the periodic table.
+
+    Returns
+    -------
+    dict of str to float
+        Atomic fractions summing to 1, in order of first appearance.
+
+    Raises
+    ------
+    CompositionError
+        If the formula is empty, has an unknown or lower-case symbol, a
+        zero, negative or non-finite amount, an unmatched parenthesis or
+        any stray character. The message names the formula and the problem.
+
+    Examples
+    --------
+    >>> parse_formula("Al0.5CoCrFeNi")["Al"]
+    0.1111111111111111
+    >>> parse_formula("Al0.25 Co1 Fe1 Ni1") == parse_formula("AlCo4Fe4Ni4")
+    True
+    """
+    if not isinstance(formula, str):
+        raise CompositionError(f"formula must be a string, got {type(formula).__name__}: {formula!r}")
+    if not formula.strip():
+        raise CompositionError(f"formula {formula!r} is empty")
+    stack: list[dict[str, float]] = [{}]
+    pos = 0
+    n = len(formula)
+    while pos < n:
+        char = formula[pos]
+        if char.isspace():
+            pos += 1
+        elif char == "(":
+            stack.append({})
+            pos += 1
+        elif char == ")":
+            if len(stack) == 1:
+                raise _fail(formula, pos, "unmatched ')'")
+            group = stack.pop()
+            if not group:
+                raise _fail(formula, pos, "empty parentheses")
+            amount, pos = _read_amount(formula, pos + 1)
+            total = math.fsum(group.values())
+            for element, part in group.items():
+                stack[-1][element] = stack[-1].get(element, 0.0) + part / total * (amount or 1.0)
+        elif char.isupper():
+            symbol = _SYMBOL.match(formula, pos).group()
+            if symbol not in _ATOMIC_NUMBER:
+                raise _fail(formula, pos, f"unknown element symbol {symbol!r}")
+            amount, pos = _read_amount(formula, pos + len(symbol))
+            stack[-1][symbol] = stack[-1].get(symbol, 0.0) + (1.0 if amount is None else amount)
+        elif char.islower():
+            raise _fail(
+                formula, pos,
+                f"{char!r} does not start an element symbol (symbols begin with a capital "
+                "letter, e.g. 'Co', not 'co')",
+            )
+        elif char.isdigit() or char == ".":
+            raise _fail(formula, pos, "an amount must follow an element symbol or ')'")
+        elif char == "-":
+            raise _fail(formula, pos, "negative amounts are not allowed")
+        else:
+            raise _fail(formula, pos, f"unexpected character {char!r}")
+    if len(stack) > 1:
+        raise CompositionError(f"formula {formula!r}: unmatched '('")
+    if not stack[0]:
+        raise CompositionError(f"formula {formula!r} contains no element")
+    return normalize(stack[0], name=formula)
+
+
+def normalize(amounts: Mapping[str, float], name: str | None = None) -> dict[str, float]:
+    """Scale positive amounts to atomic fractions that sum to 1.
+
+    Parameters
+    ----------
+    amounts : mapping of str to float
+        Amounts of each element in any proportional unit.
+    name : str, optional
+        How to name the input in an error message.
+
+    Examples
+    --------
+    >>> normalize({"Fe": 1, "Ni": 3})
+    {'Fe': 0.25, 'Ni': 0.75}
+    """
+    label = repr(name) if name is not None else repr(dict(amounts))
+    for element, value in amounts.items():
+        if element not in _ATOMIC_NUMBER:
+            raise CompositionError(f"composition {label}: unknown element symbol {element!r}")
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+            raise CompositionError(f"composition {label}: amount of {element} is {value!r}, not a finite number")
+        if value < 0:
+            raise CompositionError(f"composition {label}: amount of {element} is negative ({value})")
+    total = math.fsum(float(v) for v in amounts.values())
+    if total <= 0:
+        raise CompositionError(f"composition {label}: all amounts are zero")
+    return {el: float(v) / total for el, v in amounts.items() if v > 0}
+
+
+def as_composition(alloy: str | Mapping[str, float]) -> dict[str, float]:
+    """Return atomic fractions for a formula string or an amount mapping.
+
+    Examples
+    --------
+    >>> as_composition({"Fe": 2, "Ni": 2})
+    {'Fe': 0.5, 'Ni': 0.5}
+    """
+    if isinstance(alloy, str):
+        return parse_formula(alloy)
+    if isinstance(alloy, Mapping):
+        return normalize(alloy)
+    raise CompositionError(f"an alloy must be a formula string or a mapping, got {type(alloy).__name__}")
+
+
+def sort_by_atomic_number(elements) -> list[str]:
+    """Element symbols ordered by atomic number.
+
+    Examples
+    --------
+    >>> sort_by_atomic_number(["Ni", "Al", "Fe"])
+    ['Al', 'Fe', 'Ni']
+    """
+    return sorted(elements, key=lambda el: _ATOMIC_NUMBER[el])
+
+
+def canonical_formula(alloy: str | Mapping[str, float], decimals: int = 4) -> str:
+    """A unique string for a composition: elements alphabetical, amounts in at.%.
+
+    Parameters
+    ----------
+    alloy : str or mapping
+        A formula or a composition.
+    decimals : int
+        Decimal places kept in the at.% amounts.
+
+    Examples
+    --------
+    >>> canonical_formula("Al0.5CoCrFeNi")
+    'Al11.1111Co22.2222Cr22.2222Fe22.2222Ni22.2222'
+    >>> canonical_formula("NiFe")
+    'Fe50Ni50'
+    """
+    composition = as_composition(alloy)
+    parts = []
+    for element in sorted(composition):
+        amount = f"{100.0 * composition[element]:.{decimals}f}".rstrip("0").rstrip(".")
+        if amount in ("", "0"):
+            continue
+        parts.append(f"{element}{amount}")
+    return "".join(parts)
+
+
+def composition_key(alloy: str | Mapping[str, float]) -> str:
+    """Key used to deduplicate alloys: the canonical formula at 0.01 at.%.
+
+    Examples
+    --------
+    >>> composition_key("Al0.5Cr0.5") == composition_key("CrAl")
+    True
+    """
+    return canonical_formula(alloy, decimals=2)
+
+
+def to_vector(alloy: str | Mapping[str, float], vocabulary: Sequence[str]) -> np.ndarray:
+    """Composition as a vector of at.% over an element vocabulary (sums to 100).
+
+    Raises
+    ------
+    CompositionError
+        If the alloy has an element outside ``vocabulary``.
+
+    Examples
+    --------
+    >>> to_vector("FeNi3", ["Fe", "Co", "Ni"]).tolist()
+    [25.0, 0.0, 75.0]
+    """
+    composition = as_composition(alloy)
+    index = {el: i for i, el in enumerate(vocabulary)}
+    outside = sorted(set(composition) - set(index))
+    if outside:
+        raise CompositionError(
+            f"alloy {canonical_formula(composition)} has element(s) {outside} outside the "
+            f"vocabulary of {len(vocabulary)} elements"
+        )
+    vector = np.zeros(len(vocabulary))
+    for element, fraction in composition.items():
+        vector[index[element]] = 100.0 * fraction
+    return vector
+
+
+def to_matrix(alloys: Sequence[str | Mapping[str, float]], vocabulary: Sequence[str]) -> np.ndarray:
+    """Stack :func:`to_vector` over many alloys into an (alloys, elements) array.
+
+    Examples
+    --------
+    >>> to_matrix(["Fe", "FeNi"], ["Fe", "Ni"]).tolist()
+    [[100.0, 0.0], [50.0, 50.0]]
+    """
+    if len(alloys) == 0:
+        return np.zeros((0, len(vocabulary)))
+    return np.stack([to_vector(a, vocabulary) for a in alloys])
+
+
+def from_vector(
+    vector: Sequence[float], vocabulary: Sequence[str], min_percent: float = 0.0
+) -> dict[str, float]:
+    """Composition from a vector of amounts over a vocabulary.
+
+    Parameters
+    ----------
+    vector : sequence of float
+        Non-negative amounts, one per element of ``vocabulary`` (any scale).
+    vocabulary : sequence of str
+        Element symbols.
+    min_percent : float
+        Elements below this at.% are dropped before renormalizing.
+
+    Raises
+    ------
+    CompositionError
+        If the vector has the wrong length, a negative or NaN entry, or
+        nothing left above ``min_percent``.
+
+    Examples
+    --------
+    >>> from_vector([25.0, 0.0, 75.0], ["Fe", "Co", "Ni"])
+    {'Fe': 0.25, 'Ni': 0.75}
+    """
+    values = np.asarray(vector, dtype=float)
+    if values.ndim != 1 or len(values) != len(vocabulary):
+        raise CompositionError(
+            f"composition vector has shape {values.shape}, expected ({len(vocabulary)},) "
+            "to match the vocabulary"
+        )
+    if not np.all(np.isfinite(values)):
+        bad = [vocabulary[i] for i in np.flatnonzero(~np.isfinite(values))]
+        raise CompositionError(f"composition vector has NaN or infinite amounts for {bad}")
+    if np.any(values < 0):
+        bad = [vocabulary[i] for i in np.flatnonzero(values < 0)]
+        raise CompositionError(f"composition vector has negative amounts for {bad}")
+    total = values.sum()
+    if total <= 0:
+        raise CompositionError("composition vector is all zero")
+    percent = 100.0 * values / total
+    keep = {vocabulary[i]: float(percent[i]) for i in range(len(values)) if percent[i] > max(min_percent, 0.0)}
+    if not keep:
+        raise CompositionError(f"no element of the composition vector is above {min_percent} at.%")
+    return normalize(keep)
