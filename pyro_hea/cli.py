@@ -17,6 +17,7 @@ from .errors import PyroHeaError
 #: Command name -> module under pyro_hea.commands.
 COMMANDS = {
     "data": "data",
+    "train": "train",
 }
 
 

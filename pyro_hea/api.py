@@ -1,0 +1,239 @@
+"""The user-facing model: fit, predict, evaluate, save and load.
+
+:class:`PhaseModel` ties the Pyro module (:class:`~pyro_hea.model.PhaseVAE`),
+the training plan (:class:`~pyro_hea.training.Trainer`), the element
+vocabulary and the descriptor scaler together.
+
+Examples
+--------
+>>> from pyro_hea import PhaseModel, load_dataset, paper_split
+>>> df = load_dataset("pei2020")
+>>> split = paper_split(df, seed=0)
+>>> model = PhaseModel.fit(df, split, steps=20, progress=False)
+>>> model.predict_proba(["CoCrFeMnNi"]).shape
+(1, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .composition import CompositionError, as_composition, to_vector
+from .datasets import element_vocabulary
+from .descriptors import DESCRIPTOR_NAMES
+from .errors import PyroHeaError
+from .metrics import classification_metrics, reconstruction_metrics
+from .model import ModelConfig, PhaseVAE
+from .priors import LatentPrior, PhasePrior, make_prior, prior_name
+from .splits import DescriptorScaler
+from .tensors import AlloyTensors
+from .training import TrainConfig, Trainer
+
+__all__ = ["PhaseModel", "CLASS_NAMES"]
+
+#: Names of the classes for K = 2 and K = 4.
+CLASS_NAMES = {2: ("multi-phase", "single-phase"), 4: ("BCC", "FCC", "HCP", "multi")}
+
+
+def _prior_spec(prior) -> dict:
+    return {"name": prior_name(prior), "class": type(prior).__name__, "config": prior.config()}
+
+
+def _rebuild_prior(kind: str, spec: dict, given):
+    if given is not None:
+        if type(given).__name__ != spec["class"]:
+            raise CheckpointError(
+                f"the checkpoint's {kind} prior is {spec['class']}, but a {type(given).__name__} was given"
+            )
+        return given
+    if spec["name"] is None:
+        raise CheckpointError(
+            f"the checkpoint uses a custom {kind} prior ({spec['class']}); pass an instance of it "
+            f"with prior_{kind}=... to load it"
+        )
+    return make_prior(kind, spec["name"], **spec["config"])
+
+
+class PhaseModel:
+    """A trained pyro-hea model with its vocabulary and descriptor scaler.
+
+    Use :meth:`fit` or :meth:`load` to get one.
+    """
+
+    def __init__(self, vae: PhaseVAE, scaler: DescriptorScaler, trainer: Trainer | None = None,
+                 metadata: dict | None = None):
+        self.vae = vae
+        self.scaler = scaler
+        self.trainer = trainer or Trainer(vae)
+        self.metadata = dict(metadata or {})
+
+    # ------------------------------------------------------------ properties
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        return self.vae.vocabulary
+
+    @property
+    def n_classes(self) -> int:
+        return self.vae.config.n_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES.get(self.n_classes, tuple(str(i) for i in range(self.n_classes)))
+
+    # ------------------------------------------------------------------- fit
+    @classmethod
+    def build(cls, df: pd.DataFrame, split: pd.Series, model_config: ModelConfig | None = None,
+              train_config: TrainConfig | None = None, prior_z: LatentPrior | None = None,
+              prior_y: PhasePrior | None = None, **metadata) -> "PhaseModel":
+        """An untrained model whose vocabulary and scaler come from ``df``'s training rows."""
+        split = pd.Series(split, index=df.index)
+        train_rows = split.isin(["labelled", "unlabelled"]).to_numpy()
+        if not train_rows.any():
+            raise PyroHeaError("the split has no training rows ('labelled' or 'unlabelled')")
+        scaler = DescriptorScaler.fit(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
+        vae = PhaseVAE(element_vocabulary(df), model_config or ModelConfig(), prior_z, prior_y)
+        return cls(vae, scaler, Trainer(vae, train_config or TrainConfig()), metadata)
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, split: pd.Series, model_config: ModelConfig | None = None,
+            train_config: TrainConfig | None = None, prior_z: LatentPrior | None = None,
+            prior_y: PhasePrior | None = None, progress: bool = True, **overrides) -> "PhaseModel":
+        """Build a model for ``df`` and train it on its split.
+
+        Parameters
+        ----------
+        df : DataFrame
+            From :func:`~pyro_hea.datasets.load_dataset`.
+        split : Series
+            From :func:`~pyro_hea.splits.paper_split`. Labels of ``labelled``
+            rows are used; ``unlabelled`` rows are used without labels; ``val``
+            selects the model; ``test`` is not touched.
+        model_config, train_config : optional
+            Settings; keyword ``overrides`` set single fields of either
+            (e.g. ``steps=500, latent_dim=4``).
+        prior_z, prior_y : optional
+            Prior modules (see :mod:`pyro_hea.priors`).
+        progress : bool
+            Show a progress bar.
+        """
+        model_config = model_config or ModelConfig()
+        train_config = train_config or TrainConfig()
+        for key, value in overrides.items():
+            target = model_config if hasattr(model_config, key) else train_config if hasattr(train_config, key) else None
+            if target is None:
+                raise PyroHeaError(f"unknown setting {key!r} for PhaseModel.fit")
+            setattr(target, key, value)
+        model_config.__post_init__()
+        train_config.__post_init__()
+        torch.manual_seed(train_config.seed)  # the networks' initial weights
+        model = cls.build(df, split, model_config, train_config, prior_z, prior_y)
+        model.train(df, split, progress=progress)
+        return model
+
+    def train(self, df: pd.DataFrame, split: pd.Series, progress: bool = True) -> "PhaseModel":
+        """Train (or resume training) on ``df``'s labelled and unlabelled rows, selecting on val."""
+        split = pd.Series(split, index=df.index)
+        tensors = self.tensors(df)
+        train_rows = split.isin(["labelled", "unlabelled"]).to_numpy()
+        train = tensors[np.flatnonzero(train_rows)]
+        hide = torch.tensor(split[train_rows].to_numpy() == "unlabelled")
+        train.y = torch.where(hide, torch.full_like(train.y, -1), train.y)
+        val_rows = np.flatnonzero((split == "val").to_numpy() & (tensors.y.numpy() >= 0))
+        val = tensors[val_rows] if len(val_rows) else None
+        self.trainer.fit(train, val, progress=progress)
+        return self
+
+    # ------------------------------------------------------------ prediction
+    def tensors(self, alloys) -> AlloyTensors:
+        """:class:`AlloyTensors` for a dataset table, or a list of formulas / compositions."""
+        if isinstance(alloys, AlloyTensors):
+            return alloys
+        if isinstance(alloys, pd.DataFrame):
+            outside = sorted({el for comp in alloys["composition"] for el in comp} - set(self.vocabulary))
+            if outside:
+                raise CompositionError(f"element(s) {outside} are outside the model's vocabulary")
+            return AlloyTensors.from_frame(alloys, self.vocabulary, self.scaler, self.n_classes)
+        if isinstance(alloys, (str, dict)):
+            alloys = [alloys]
+        x = np.stack([to_vector(as_composition(a), self.vocabulary) for a in alloys])
+        return AlloyTensors.from_compositions(x, self.vocabulary, self.scaler)
+
+    def predict_proba(self, alloys) -> np.ndarray:
+        """q(y | x) for each alloy, shape (n, K); column 1 is single-phase for K = 2.
+
+        Examples
+        --------
+        >>> model.predict_proba(["Al0.5CoCrFeNi", "NbMoTaW"]).shape  # doctest: +SKIP
+        (2, 2)
+        """
+        self.vae.eval()
+        return self.vae.predict_proba(self.tensors(alloys)).numpy().astype(float)
+
+    def evaluate(self, df: pd.DataFrame, rows=None) -> dict[str, float]:
+        """Classification, calibration, reconstruction metrics and ELBO on labelled ``rows`` of ``df``."""
+        sub = df if rows is None else df[np.asarray(rows)]
+        t = self.tensors(sub)
+        t = t[t.labelled]
+        if len(t) == 0:
+            raise PyroHeaError("no labelled alloy to evaluate on")
+        out = classification_metrics(t.y.numpy(), self.vae.predict_proba(t).numpy())
+        out.update(reconstruction_metrics(t.x.numpy(), self.vae.reconstruct(t).numpy()))
+        out["elbo"] = -self.trainer.evaluate_loss(t)
+        return out
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to one checkpoint file, atomically."""
+        meta = {
+            "package_version": __version__,
+            "vocabulary": list(self.vocabulary),
+            "model_config": self.vae.config.to_dict(),
+            "train_config": self.trainer.config.to_dict(),
+            "prior_z": _prior_spec(self.vae.prior_z),
+            "prior_y": _prior_spec(self.vae.prior_y),
+            "scaler_mean": self.scaler.mean.tolist(),
+            "scaler_scale": self.scaler.scale.tolist(),
+            "training_state": {k: v for k, v in vars(self.trainer.state).items()},
+            "metadata": self.metadata,
+        }
+        save_checkpoint(path, {
+            "meta_json": json.dumps(meta),
+            "weights": self.vae.state_dict(),
+            "best_weights": self.trainer.best_weights,
+            "optimizer": self.trainer.optimizer_state(),
+        })
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, prior_z: LatentPrior | None = None,
+             prior_y: PhasePrior | None = None) -> "PhaseModel":
+        """Load a checkpoint written by :meth:`save`.
+
+        Pass ``prior_z`` / ``prior_y`` instances when the model was trained
+        with custom prior classes.
+        """
+        data = load_checkpoint(path)
+        try:
+            meta = json.loads(data["meta_json"])
+            model_config = ModelConfig(**meta["model_config"])
+            train_config = TrainConfig(**meta["train_config"])
+            pz = _rebuild_prior("z", meta["prior_z"], prior_z)
+            py = _rebuild_prior("y", meta["prior_y"], prior_y)
+            vae = PhaseVAE(meta["vocabulary"], model_config, pz, py)
+            vae.load_state_dict(data["weights"])
+            scaler = DescriptorScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_scale"]))
+        except (KeyError, TypeError, json.JSONDecodeError, RuntimeError) as err:
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this version of pyro-hea: {err}") from None
+        trainer = Trainer(vae, train_config)
+        for key, value in meta["training_state"].items():
+            setattr(trainer.state, key, value)
+        trainer.best_weights = data.get("best_weights", vae.state_dict())
+        trainer.set_optimizer_state(data.get("optimizer", {}))
+        return cls(vae, scaler, trainer, meta.get("metadata", {}))

@@ -1,0 +1,207 @@
+r"""The semi-supervised disentangled VAE (Kingma et al. 2014, "M2") as Pyro programs.
+
+Generative model, for each alloy n with composition :math:`x_n` in at.%:
+
+.. math::
+
+    z_n &\sim p(z \mid \text{alloy}_n)                        &&\text{z prior, e.g. } \mathcal N(0, I)\\
+    y_n &\sim p(y \mid \text{alloy}_n)                        &&\text{phase prior over K classes}\\
+    x_n &\sim \text{Multinomial}\big(100,\ \text{softmax}(\text{decoder}(z_n, y_n))\big)
+
+Recognition model (guide):
+
+.. math::
+
+    q(y_n \mid x_n) &= \text{Categorical}\big(\text{softmax}(\text{classifier}(f(x_n)))\big)\\
+    q(z_n \mid x_n, y_n) &= \mathcal N\big(\mu(x_n, f(x_n), y_n),\ \text{diag}\,\sigma^2(x_n, f(x_n), y_n)\big)
+
+where :math:`f(x)` are the 8 standardized physics descriptors.
+
+- **Labelled alloys**: y is observed in the model and in the guide, and the
+  guide adds the auxiliary classification loss :math:`\alpha \cdot -\log q(y_n \mid x_n)`.
+- **Unlabelled alloys**: y is enumerated exactly (parallel enumeration over
+  the K classes, ``TraceEnum_ELBO``), so the ELBO sums
+  :math:`q(y \mid x)\,[\ldots]` over y instead of sampling it.
+
+The at.% composition is not an integer count; the Multinomial log-density
+is evaluated as a continuous relaxation (``validate_args=False``), which is
+100 times the cross-entropy between the composition and the decoder's
+element probabilities, plus a term that does not depend on the parameters.
+
+"Disentangled" means y is an explicit, supervised latent kept apart from z:
+the decoder takes both, so flipping y at a fixed z changes the phase and
+leaves the rest of the alloy's character to z.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from .descriptors import DESCRIPTOR_NAMES
+from .errors import PyroHeaError
+from .networks import CompositionDecoder, LatentEncoder, PhaseClassifier
+from .priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
+from .tensors import AlloyTensors
+
+__all__ = ["ModelConfig", "PhaseVAE"]
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and weights of the model.
+
+    Attributes
+    ----------
+    n_classes : int
+        K = 2 (single- vs multi-phase) or 4 (BCC / FCC / HCP / multi).
+    latent_dim : int
+        Dimension of z.
+    hidden : list of int
+        Hidden layer widths of every network (published: 100, 100).
+    alpha : float
+        Weight of the auxiliary classification loss on labelled alloys.
+    total_count : float
+        Multinomial total count: 100 for compositions in at.%.
+    classifier_uses_composition : bool
+        Feed q(y|x) the composition as well as the descriptors.
+    """
+
+    n_classes: int = 2
+    latent_dim: int = 2
+    hidden: list[int] = field(default_factory=lambda: [100, 100])
+    alpha: float = 20.0
+    total_count: int = 100
+    classifier_uses_composition: bool = False
+
+    def __post_init__(self):
+        if self.n_classes < 2:
+            raise PyroHeaError(f"n_classes must be at least 2, got {self.n_classes}")
+        if self.latent_dim < 1:
+            raise PyroHeaError(f"latent_dim must be at least 1, got {self.latent_dim}")
+        if self.alpha < 0:
+            raise PyroHeaError(f"alpha must be non-negative, got {self.alpha}")
+        self.hidden = [int(h) for h in self.hidden]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PhaseVAE(nn.Module):
+    """The generative model p(x, y, z) and the guide q(y, z | x) of pyro-hea.
+
+    Parameters
+    ----------
+    vocabulary : sequence of str
+        Element symbols of the composition vector.
+    config : ModelConfig
+        Sizes and weights.
+    prior_z : LatentPrior, optional
+        Prior on z; :class:`~pyro_hea.priors.StandardNormal` by default.
+    prior_y : PhasePrior, optional
+        Prior on y; :class:`~pyro_hea.priors.UniformPhase` by default.
+
+    Examples
+    --------
+    >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2))
+    >>> vae.classifier.net[0].in_features
+    8
+    """
+
+    def __init__(self, vocabulary: Sequence[str], config: ModelConfig | None = None,
+                 prior_z: LatentPrior | None = None, prior_y: PhasePrior | None = None):
+        super().__init__()
+        self.vocabulary = tuple(vocabulary)
+        self.config = config or ModelConfig()
+        c, n_el, n_f = self.config, len(self.vocabulary), len(DESCRIPTOR_NAMES)
+        self.prior_z = prior_z if prior_z is not None else StandardNormal()
+        self.prior_y = prior_y if prior_y is not None else UniformPhase()
+        if not isinstance(self.prior_z, LatentPrior) or not isinstance(self.prior_y, PhasePrior):
+            raise PyroHeaError("prior_z must be a LatentPrior and prior_y a PhasePrior (see pyro_hea.priors)")
+        self.prior_z.bind(self.vocabulary, c.n_classes, c.latent_dim)
+        self.prior_y.bind(self.vocabulary, c.n_classes, c.latent_dim)
+        self.decoder = CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden)
+        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.hidden, c.classifier_uses_composition)
+        self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden)
+
+    # ----------------------------------------------------------------- model
+    def model(self, labelled: AlloyTensors | None = None, unlabelled: AlloyTensors | None = None):
+        """p(x, y, z): y observed for ``labelled`` alloys, enumerated for ``unlabelled`` ones."""
+        pyro.module("phase_vae", self)
+        for part, alloys in (("labelled", labelled), ("unlabelled", unlabelled)):
+            if alloys is None or len(alloys) == 0:
+                continue
+            observed_y = alloys.y if part == "labelled" else None
+            with pyro.plate(f"alloys_{part}", len(alloys)):
+                z = pyro.sample(f"z_{part}", self.prior_z(alloys))
+                y = pyro.sample(f"y_{part}", self.prior_y(alloys), obs=observed_y)
+                logits = self.decoder(z, self.one_hot(y))
+                pyro.sample(
+                    f"x_{part}",
+                    dist.Multinomial(int(self.config.total_count), logits=logits, validate_args=False),
+                    obs=alloys.x,
+                )
+
+    # ----------------------------------------------------------------- guide
+    def guide(self, labelled: AlloyTensors | None = None, unlabelled: AlloyTensors | None = None):
+        """q(y | x) q(z | x, y), with the auxiliary classification loss on labelled alloys."""
+        pyro.module("phase_vae", self)
+        for part, alloys in (("labelled", labelled), ("unlabelled", unlabelled)):
+            if alloys is None or len(alloys) == 0:
+                continue
+            with pyro.plate(f"alloys_{part}", len(alloys)):
+                q_y = dist.Categorical(logits=self.classifier(alloys.x, alloys.features))
+                if part == "labelled":
+                    y = alloys.y
+                    # A guide-side factor enters the loss with a plus sign:
+                    # loss += alpha * -log q(y | x).
+                    pyro.factor("classification_loss", -self.config.alpha * q_y.log_prob(y), has_rsample=False)
+                else:
+                    y = pyro.sample(f"y_{part}", q_y, infer={"enumerate": "parallel"})
+                loc, scale = self.encoder(alloys.x, alloys.features, self.one_hot(y))
+                pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
+
+    # ------------------------------------------------------------ utilities
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(y.long(), self.config.n_classes).float()
+
+    @torch.no_grad()
+    def predict_proba(self, alloys: AlloyTensors) -> torch.Tensor:
+        """q(y | x) for each alloy, shape (n, K).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyro_hea.splits import DescriptorScaler
+        >>> vae = PhaseVAE(["Fe", "Ni"])
+        >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
+        ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
+        >>> vae.predict_proba(a).shape
+        torch.Size([1, 2])
+        """
+        return torch.softmax(self.classifier(alloys.x, alloys.features), dim=-1)
+
+    @torch.no_grad()
+    def encode(self, alloys: AlloyTensors, y: torch.Tensor | None = None):
+        """Loc and scale of q(z | x, y); y defaults to the label, else the most probable class."""
+        if y is None:
+            y = torch.where(alloys.y >= 0, alloys.y, self.predict_proba(alloys).argmax(-1))
+        return self.encoder(alloys.x, alloys.features, self.one_hot(y))
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
+        """Expected composition in at.% for latent z and class y, shape (..., elements)."""
+        y = torch.as_tensor(y, dtype=torch.long).expand(z.shape[:-1])
+        return 100.0 * torch.softmax(self.decoder(z, self.one_hot(y)), dim=-1)
+
+    @torch.no_grad()
+    def reconstruct(self, alloys: AlloyTensors) -> torch.Tensor:
+        """Decode the posterior mean of z at the predicted class (labels not used)."""
+        y = self.predict_proba(alloys).argmax(-1)
+        loc, _ = self.encoder(alloys.x, alloys.features, self.one_hot(y))
+        return self.decode(loc, y)

@@ -1,0 +1,50 @@
+"""Training plots."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_training_curve", "save_figure"]
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Save a figure as PNG (150 dpi, tight) and close it."""
+    from .checkpoint import atomic_write
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png"))
+    plt.close(fig)
+
+
+def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int | None = None) -> None:
+    """Training and validation loss per alloy, and validation accuracy, against the SVI step.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> h = {"step": [1, 2], "train_loss": [3.0, 2.0], "val_loss": [3.5, 2.5], "val_accuracy": [.5, .6]}
+    >>> plot_training_curve(h, pathlib.Path(tempfile.mkdtemp()) / "c.png")
+    """
+    steps = np.asarray(history["step"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(steps, history["train_loss"], label="training")
+    ax1.plot(steps, history["val_loss"], label="validation")
+    ax1.set_xlabel("SVI step")
+    ax1.set_ylabel("loss per alloy (−ELBO + α·CE)")
+    ax1.set_yscale("symlog")
+    ax2.plot(steps, history["val_accuracy"], color="C1")
+    ax2.set_xlabel("SVI step")
+    ax2.set_ylabel("validation accuracy")
+    ax2.set_ylim(0, 1)
+    for ax in (ax1, ax2):
+        if best_step:
+            ax.axvline(best_step, color="grey", ls="--", lw=1, label="selected (best validation loss)")
+        ax.grid(alpha=0.3)
+    ax1.legend()
+    fig.suptitle("pyro-hea training")
+    save_figure(fig, path)

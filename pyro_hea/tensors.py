@@ -1,0 +1,119 @@
+"""Alloys as tensors: what the Pyro model and guide take."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .datasets import PHASES, composition_matrix
+from .descriptors import DESCRIPTOR_NAMES, featurize
+from .errors import PyroHeaError
+from .splits import DescriptorScaler
+
+__all__ = ["AlloyTensors", "labels_from_frame"]
+
+
+def labels_from_frame(df: pd.DataFrame, n_classes: int) -> np.ndarray:
+    """Class index per alloy, -1 where unlabelled.
+
+    K=2: 0 multi-phase, 1 single-phase. K=4: BCC, FCC, HCP, multi
+    (:data:`~pyro_hea.datasets.PHASES`).
+
+    Examples
+    --------
+    >>> labels_from_frame(pd.DataFrame({"single_phase": [1, 0, None]}), 2).tolist()
+    [1, 0, -1]
+    """
+    if n_classes == 2:
+        col = df["single_phase"]
+        return np.where(col.isna(), -1, col.fillna(-1).astype(int)).astype(int)
+    if n_classes == 4:
+        col = df["phase"].astype("string")
+        lookup = {p: i for i, p in enumerate(PHASES)}
+        return np.array([-1 if pd.isna(p) else lookup[p] for p in col], dtype=int)
+    raise PyroHeaError(f"n_classes must be 2 (single vs multi-phase) or 4 (BCC/FCC/HCP/multi), got {n_classes}")
+
+
+@dataclass
+class AlloyTensors:
+    """A batch of alloys.
+
+    Attributes
+    ----------
+    x : Tensor (n, elements)
+        Composition in at.% over the vocabulary (rows sum to 100).
+    descriptors : Tensor (n, 8)
+        The physical descriptors, in their units.
+    features : Tensor (n, 8)
+        The descriptors standardized with the training scaler.
+    y : Tensor (n,) of long
+        Class index, -1 where the label is unknown or hidden.
+    """
+
+    x: torch.Tensor
+    descriptors: torch.Tensor
+    features: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, index) -> "AlloyTensors":
+        if isinstance(index, np.ndarray):
+            index = torch.as_tensor(index)
+        return AlloyTensors(self.x[index], self.descriptors[index], self.features[index], self.y[index])
+
+    @property
+    def labelled(self) -> torch.Tensor:
+        """Boolean mask of the alloys with a label."""
+        return self.y >= 0
+
+    def hide_labels(self) -> "AlloyTensors":
+        """A copy with every label set unknown."""
+        return AlloyTensors(self.x, self.descriptors, self.features, torch.full_like(self.y, -1))
+
+    @classmethod
+    def from_compositions(
+        cls, x_percent: np.ndarray, vocabulary: Sequence[str], scaler: DescriptorScaler,
+        y: np.ndarray | None = None,
+    ) -> "AlloyTensors":
+        """Featurize at.% compositions over ``vocabulary`` and standardize.
+
+        Examples
+        --------
+        >>> s = DescriptorScaler(np.zeros(8), np.ones(8))
+        >>> AlloyTensors.from_compositions(np.array([[50.0, 50.0]]), ["Fe", "Ni"], s).x.shape
+        torch.Size([1, 2])
+        """
+        x_percent = np.asarray(x_percent, dtype=float)
+        raw = featurize(x_percent, vocabulary)
+        x_percent = 100.0 * x_percent / x_percent.sum(axis=1, keepdims=True)
+        y = np.full(len(x_percent), -1) if y is None else np.asarray(y)
+        return cls(
+            x=torch.tensor(x_percent, dtype=torch.float32),
+            descriptors=torch.tensor(raw, dtype=torch.float32),
+            features=torch.tensor(scaler.transform(raw), dtype=torch.float32),
+            y=torch.tensor(y, dtype=torch.long),
+        )
+
+    @classmethod
+    def from_frame(
+        cls, df: pd.DataFrame, vocabulary: Sequence[str], scaler: DescriptorScaler, n_classes: int = 2,
+    ) -> "AlloyTensors":
+        """Tensors for the rows of a dataset table (see :func:`~pyro_hea.datasets.load_dataset`)."""
+        missing = [c for c in DESCRIPTOR_NAMES if c not in df.columns]
+        if missing:
+            raise PyroHeaError(f"the table lacks descriptor column(s) {missing}")
+        raw = df[list(DESCRIPTOR_NAMES)].to_numpy(dtype=float)
+        if not np.all(np.isfinite(raw)):
+            raise PyroHeaError("the table has NaN or infinite descriptors")
+        return cls(
+            x=torch.tensor(composition_matrix(df, vocabulary), dtype=torch.float32),
+            descriptors=torch.tensor(raw, dtype=torch.float32),
+            features=torch.tensor(scaler.transform(raw), dtype=torch.float32),
+            y=torch.tensor(labels_from_frame(df, n_classes), dtype=torch.long),
+        )

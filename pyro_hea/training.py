@@ -1,0 +1,224 @@
+"""Training plan: SVI with exact enumeration, validation-based selection.
+
+- Loss: ``TraceEnum_ELBO(max_plate_nesting=1)``; unlabelled y is summed out.
+- Optimizer: :class:`pyro.optim.ClippedAdam` (gradient norm clipped at
+  ``clip_norm``); the learning rate decays geometrically each step from
+  ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
+- Full batch by default: the whole training set is one step (about a
+  thousand alloys fit easily); ``batch_size`` switches to mini-batches.
+- Every ``eval_every`` steps the validation loss is computed with
+  ``SVI.evaluate_loss`` (no parameter moves), the best state is kept, and
+  training stops after ``patience`` evaluations without improvement.
+- Everything runs inside a fresh Pyro param-store scope, so two models in
+  one process never share parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyro
+import torch
+from pyro.infer import SVI, TraceEnum_ELBO
+from pyro.optim import ClippedAdam
+from tqdm.auto import tqdm
+
+from .errors import PyroHeaError
+from .model import PhaseVAE
+from .tensors import AlloyTensors
+
+__all__ = ["TrainConfig", "TrainingError", "TrainingState", "Trainer", "make_elbo"]
+
+
+class TrainingError(PyroHeaError):
+    """Training cannot go on (a NaN or infinite loss, bad settings)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the training plan (see the module docstring).
+
+    Examples
+    --------
+    >>> TrainConfig(steps=100).steps
+    100
+    """
+
+    steps: int = 3000
+    lr: float = 3e-3
+    final_lr_fraction: float = 0.1
+    clip_norm: float = 10.0
+    batch_size: int | None = None
+    eval_every: int = 25
+    patience: int = 30
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.steps < 1 or self.eval_every < 1 or self.patience < 1:
+            raise TrainingError("steps, eval_every and patience must be positive integers")
+        if not (self.lr > 0 and 0 < self.final_lr_fraction <= 1):
+            raise TrainingError(f"lr must be positive and final_lr_fraction in (0, 1], got {self.lr}, {self.final_lr_fraction}")
+        if self.batch_size is not None and self.batch_size < 2:
+            raise TrainingError(f"batch_size must be at least 2, got {self.batch_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingState:
+    """Where training is: the step, the history and the best validation loss so far."""
+
+    step: int = 0
+    best_step: int = 0
+    best_val_loss: float = math.inf
+    evals_without_improvement: int = 0
+    history: dict[str, list[float]] = field(
+        default_factory=lambda: {"step": [], "train_loss": [], "val_loss": [], "val_accuracy": []}
+    )
+
+
+def make_elbo(strict: bool = True) -> TraceEnum_ELBO:
+    """The ELBO pyro-hea trains with: exact enumeration, one plate level.
+
+    ``strict`` warns when no site is enumerated; it is turned off only to
+    score labelled alloys alone, which have nothing to enumerate.
+
+    Examples
+    --------
+    >>> make_elbo().max_plate_nesting
+    1
+    """
+    return TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=strict)
+
+
+class Trainer:
+    """Fit a :class:`~pyro_hea.model.PhaseVAE` with SVI.
+
+    Parameters
+    ----------
+    vae : PhaseVAE
+    config : TrainConfig
+
+    Examples
+    --------
+    >>> trainer = Trainer(PhaseVAE(["Fe", "Ni"]), TrainConfig(steps=10))
+    >>> trainer.state.step
+    0
+    """
+
+    def __init__(self, vae: PhaseVAE, config: TrainConfig | None = None):
+        self.vae = vae
+        self.config = config or TrainConfig()
+        decay = self.config.final_lr_fraction ** (1.0 / self.config.steps)
+        self.optim = ClippedAdam({"lr": self.config.lr, "lrd": decay, "clip_norm": self.config.clip_norm})
+        self.elbo = make_elbo()
+        self.labelled_elbo = make_elbo(strict=False)
+        self.state = TrainingState()
+        self.best_weights = copy.deepcopy(vae.state_dict())
+        self._param_scope: dict | None = None
+
+    def _svi(self, labelled_only: bool = False) -> SVI:
+        elbo = self.labelled_elbo if labelled_only else self.elbo
+        return SVI(self.vae.model, self.vae.guide, self.optim, elbo)
+
+    def evaluate_loss(self, labelled: AlloyTensors | None, unlabelled: AlloyTensors | None = None) -> float:
+        """Loss (negative ELBO plus the classification term) per alloy, moving no parameter.
+
+        Examples
+        --------
+        >>> trainer.evaluate_loss(val_alloys)  # doctest: +SKIP
+        """
+        n = sum(len(a) for a in (labelled, unlabelled) if a is not None)
+        labelled_only = unlabelled is None or len(unlabelled) == 0
+        with pyro.get_param_store().scope(), torch.no_grad():
+            return self._svi(labelled_only).evaluate_loss(labelled, unlabelled) / max(n, 1)
+
+    def optimizer_state(self) -> dict:
+        """Adam moments per parameter name, to resume training from a checkpoint."""
+        with pyro.get_param_store().scope(self._param_scope):
+            return self.optim.get_state() if self.optim.optim_objs else {}
+
+    def set_optimizer_state(self, state: dict) -> None:
+        """Restore what :meth:`optimizer_state` returned; used on the next step."""
+        if state:
+            self.optim.set_state(state)
+
+    def fit(self, train: AlloyTensors, val: AlloyTensors | None = None, progress: bool = True) -> TrainingState:
+        """Train on ``train`` (labels < 0 are unlabelled); select on ``val``.
+
+        Calling ``fit`` again continues from the current state (resume).
+        """
+        cfg = self.config
+        labelled, unlabelled = train[train.labelled], train[~train.labelled]
+        if len(labelled) == 0:
+            raise TrainingError("the training split has no labelled alloy")
+        if val is not None and not bool(val.labelled.all()):
+            raise TrainingError("every validation alloy needs a label")
+        pyro.set_rng_seed(cfg.seed + self.state.step)
+        generator = np.random.default_rng(cfg.seed + self.state.step)
+        bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress, desc="SVI", unit="step")
+        with pyro.get_param_store().scope(self._param_scope) as scope:
+            svi = self._svi()
+            running = []
+            while self.state.step < cfg.steps:
+                batch_l, batch_u = self._batch(labelled, unlabelled, generator)
+                loss = svi.step(batch_l, batch_u)
+                n = len(batch_l) + len(batch_u)
+                if not math.isfinite(loss):
+                    bar.close()
+                    raise TrainingError(
+                        f"the training loss became {loss} at step {self.state.step + 1}; lower the "
+                        "learning rate, or check the inputs for extreme values"
+                    )
+                running.append(loss / n)
+                self.state.step += 1
+                bar.update(1)
+                if self.state.step % cfg.eval_every == 0 or self.state.step == cfg.steps:
+                    stop = self._evaluate(svi, float(np.mean(running)), val)
+                    running = []
+                    bar.set_postfix(train=f"{self.state.history['train_loss'][-1]:.2f}",
+                                    val=f"{self.state.history['val_loss'][-1]:.2f}")
+                    if stop:
+                        break
+            self._param_scope = scope
+        bar.close()
+        if val is not None:
+            self.vae.load_state_dict(self.best_weights)
+        return self.state
+
+    def _batch(self, labelled, unlabelled, generator):
+        size = self.config.batch_size
+        if size is None:
+            return labelled, unlabelled
+        n_l, n_u = len(labelled), len(unlabelled)
+        take_l = max(1, round(size * n_l / (n_l + n_u)))
+        idx_l = generator.choice(n_l, size=min(take_l, n_l), replace=False)
+        idx_u = generator.choice(n_u, size=min(size - len(idx_l), n_u), replace=False) if n_u else []
+        return labelled[idx_l], unlabelled[np.asarray(idx_u, dtype=int)]
+
+    def _evaluate(self, svi: SVI, train_loss: float, val: AlloyTensors | None) -> bool:
+        st = self.state
+        st.history["step"].append(st.step)
+        st.history["train_loss"].append(train_loss)
+        if val is None:
+            st.history["val_loss"].append(float("nan"))
+            st.history["val_accuracy"].append(float("nan"))
+            self.best_weights = copy.deepcopy(self.vae.state_dict())
+            st.best_step = st.step
+            return False
+        with torch.no_grad():
+            val_loss = self._svi(labelled_only=True).evaluate_loss(val, None) / len(val)
+            accuracy = float((self.vae.predict_proba(val).argmax(-1) == val.y).float().mean())
+        st.history["val_loss"].append(val_loss)
+        st.history["val_accuracy"].append(accuracy)
+        if val_loss < st.best_val_loss:
+            st.best_val_loss, st.best_step = val_loss, st.step
+            st.evals_without_improvement = 0
+            self.best_weights = copy.deepcopy(self.vae.state_dict())
+        else:
+            st.evals_without_improvement += 1
+        return st.evals_without_improvement >= self.config.patience
