@@ -186,7 +186,11 @@ class PhaseModel:
             raise PyroHeaError("no labelled alloy to evaluate on")
         out = classification_metrics(t.y.numpy(), self.vae.predict_proba(t).numpy())
         out.update(reconstruction_metrics(t.x.numpy(), self.vae.reconstruct(t).numpy()))
-        out["elbo"] = -self.trainer.evaluate_loss(t)
+        # A one-draw Monte Carlo estimate: drawn from a fixed seed in a forked RNG, so the same
+        # model always reports the same number and the caller's random stream is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            out["elbo"] = -self.trainer.evaluate_loss(t)
         return out
 
     # ---------------------------------------------------------- persistence
@@ -230,7 +234,8 @@ class PhaseModel:
             vae.load_state_dict(data["weights"])
             scaler = DescriptorScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_scale"]))
         except (KeyError, TypeError, json.JSONDecodeError, RuntimeError) as err:
-            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this version of pyro-hea: {err}") from None
+            detail = " ".join(str(err).split())  # one line: load_state_dict lists mismatches on many
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this version of pyro-hea: {detail}") from None
         trainer = Trainer(vae, train_config)
         for key, value in meta["training_state"].items():
             setattr(trainer.state, key, value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .errors import PyroHeaError
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -137,9 +138,18 @@ def parse_formula(formula: str) -> dict[str, float]:
             amount, pos = _read_amount(formula, pos + len(symbol))
             stack[-1][symbol] = stack[-1].get(symbol, 0.0) + (1.0 if amount is None else amount)
         elif char.islower():
+            start = pos
+            while start > 0 and formula[start - 1].isalpha():
+                start -= 1
+            end = pos
+            while end < n and formula[end].isalpha():
+                end += 1
+            word = formula[start:end]
+            if word.lower() in ("nan", "inf", "infinity"):
+                raise _fail(formula, start, f"amount {word!r} is not a finite number")
             raise _fail(
                 formula, pos,
-                f"{char!r} does not start an element symbol (symbols begin with a capital "
+                f"lower-case {char!r} does not start an element symbol (symbols begin with a capital "
                 "letter, e.g. 'Co', not 'co')",
             )
         elif char.isdigit() or char == ".":
@@ -210,8 +220,88 @@ def sort_by_atomic_number(elements) -> list[str]:
     return sorted(elements, key=lambda el: _ATOMIC_NUMBER[el])
 
 
+def _percent_text(value: float, decimals: int) -> str:
+    """At.% amount as canonical text: fixed decimals, trailing zeros dropped."""
+    text = f"{value:.{max(decimals, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _units_text(units: int, decimals: int) -> str:
+    """An integer number of ``10**-decimals`` at.% steps as canonical text."""
+    if decimals <= 0:
+        return str(units)
+    scale = 10**decimals
+    return f"{units // scale}.{units % scale:0{decimals}d}".rstrip("0").rstrip(".")
+
+
+def _read_back_error(exact: Sequence[float], amounts: Sequence[str], decimals: int) -> float | None:
+    """How far parsing ``amounts`` lands from ``exact`` (both in at.%).
+
+    Returns None unless parsing the amounts and formatting them again gives
+    the same text. This repeats exactly the arithmetic of
+    :func:`parse_formula` (amounts divided by their ``math.fsum``) and the
+    formatting of :func:`canonical_formula`. An empty amount stands for an
+    element dropped because it rounds to zero.
+    """
+    values = [float(a) if a else 0.0 for a in amounts]
+    total = math.fsum(values)
+    if total <= 0:
+        return None
+    back = [100.0 * (v / total) for v in values]
+    if any(a and _percent_text(b, decimals) != a for a, b in zip(amounts, back)):
+        return None
+    return max(abs(b - e) for b, e in zip(back, exact))
+
+
+def _fixed_point_amounts(exact: Sequence[float], decimals: int) -> list[str]:
+    """At.% texts, each ``exact`` rounded down or up to the ``decimals`` grid,
+    that read back to themselves and to within one grid step of ``exact``.
+
+    Equal amounts are rounded alike, so an equimolar alloy keeps equal
+    amounts. Of the candidates the one closest to ``exact`` wins; if none
+    exists, the amounts are rounded by largest remainder to sum to exactly
+    100, which always reads back.
+    """
+    scale = 10**decimals
+    step = 1.0 / scale
+    scaled = [x * scale for x in exact]
+    groups: dict[float, list[int]] = {}
+    for i, x in enumerate(scaled):
+        groups.setdefault(round(x, 6), []).append(i)
+    keys = list(groups)
+    if len(keys) <= 10:
+        choices = [sorted({u for u in (math.floor(k), math.ceil(k)) if u > 0}) or [1] for k in keys]
+        best: tuple[float, list[str]] | None = None
+        for combo in itertools.product(*choices):
+            units = [0] * len(exact)
+            for key, u in zip(keys, combo):
+                for i in groups[key]:
+                    units[i] = u
+            amounts = [_units_text(u, decimals) for u in units]
+            error = _read_back_error(exact, amounts, decimals)
+            if error is not None and error <= step and (best is None or error < best[0]):
+                best = (error, amounts)
+        if best is not None:
+            return best[1]
+    units = [math.floor(x) for x in scaled]
+    short = 100 * scale - sum(units)
+    order = sorted(range(len(exact)), key=lambda i: units[i] - scaled[i])
+    for i in order[: max(0, min(short, len(exact)))]:
+        units[i] += 1
+    return [_units_text(u, decimals) if u > 0 else "" for u in units]
+
+
 def canonical_formula(alloy: str | Mapping[str, float], decimals: int = 4) -> str:
     """A unique string for a composition: elements alphabetical, amounts in at.%.
+
+    The amounts are rounded to ``decimals`` places. The string is a fixed
+    point, ``canonical_formula(canonical_formula(x)) == canonical_formula(x)``,
+    and parsing it gives back every at.% amount to within one step of
+    ``10**-decimals`` (so every atomic fraction to within 1e-6 at the
+    default 4 places). Plain rounding gives both in almost every case; where
+    it does not (the rounded amounts sum too far from 100 for the
+    renormalization on parsing to reproduce them), each amount is rounded
+    up or down instead, equal amounts alike, to the nearest choice that does.
 
     Parameters
     ----------
@@ -226,15 +316,18 @@ def canonical_formula(alloy: str | Mapping[str, float], decimals: int = 4) -> st
     'Al11.1111Co22.2222Cr22.2222Fe22.2222Ni22.2222'
     >>> canonical_formula("NiFe")
     'Fe50Ni50'
+    >>> canonical_formula("Al0.5CoCrCuFeNiV0.4")
+    'Al8.4746Co16.9491Cr16.9491Cu16.9491Fe16.9491Ni16.9491V6.7797'
     """
     composition = as_composition(alloy)
-    parts = []
-    for element in sorted(composition):
-        amount = f"{100.0 * composition[element]:.{decimals}f}".rstrip("0").rstrip(".")
-        if amount in ("", "0"):
-            continue
-        parts.append(f"{element}{amount}")
-    return "".join(parts)
+    elements = sorted(composition)
+    exact = [100.0 * composition[el] for el in elements]
+    amounts = [_percent_text(x, decimals) for x in exact]
+    amounts = ["" if a in ("", "0") else a for a in amounts]
+    error = _read_back_error(exact, amounts, decimals)
+    if error is None or error > 10.0**-decimals:
+        amounts = _fixed_point_amounts(exact, decimals)
+    return "".join(f"{el}{a}" for el, a in zip(elements, amounts) if a)
 
 
 def composition_key(alloy: str | Mapping[str, float]) -> str:

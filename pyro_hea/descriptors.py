@@ -101,6 +101,15 @@ def covered_elements() -> tuple[str, ...]:
     return _tables()[0]
 
 
+def _missing_pairs() -> list[frozenset[str]]:
+    """Covered element pairs without a Miedema mixing enthalpy (Th-U in 2.9.0)."""
+    elements, _, pairs = _tables()
+    return [
+        frozenset((elements[i], elements[j]))
+        for i, j in np.argwhere(np.isnan(pairs)) if i < j
+    ]
+
+
 def element_table(elements: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-element properties and the pair-enthalpy matrix for a vocabulary.
 
@@ -175,7 +184,7 @@ def featurize(fractions: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
     delta_chi = np.sqrt(np.clip(np.sum(c * (props["chi"][None, :] - chi_mean[:, None]) ** 2, axis=1), 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         clnc = np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0)
-    ds_mix = -GAS_CONSTANT * clnc.sum(axis=1)
+    ds_mix = -GAS_CONSTANT * clnc.sum(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
     missing_pair = np.isnan(pairs)
     if missing_pair.any():
         present = (c > 0).astype(float)

@@ -159,8 +159,10 @@ class PhaseVAE(nn.Module):
                 if part == "labelled":
                     y = alloys.y
                     # A guide-side factor enters the loss with a plus sign:
-                    # loss += alpha * -log q(y | x).
-                    pyro.factor("classification_loss", -self.config.alpha * q_y.log_prob(y), has_rsample=False)
+                    # loss += alpha * -log q(y | x). has_rsample=True: it is a plain loss
+                    # term; with False the ELBO would treat it as a non-reparameterized
+                    # site and add a score-function term (cost * grad log-factor).
+                    pyro.factor("classification_loss", -self.config.alpha * q_y.log_prob(y), has_rsample=True)
                 else:
                     y = pyro.sample(f"y_{part}", q_y, infer={"enumerate": "parallel"})
                 loc, scale = self.encoder(alloys.x, alloys.features, self.one_hot(y))

@@ -37,13 +37,16 @@ def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int |
     ax1.set_xlabel("SVI step")
     ax1.set_ylabel("loss per alloy (−ELBO + α·CE)")
     ax1.set_yscale("symlog")
-    ax2.plot(steps, history["val_accuracy"], color="C1")
+    ax2.plot(steps, history["val_accuracy"], color="C2", label="validation accuracy")
+    if "val_log_loss" in history:
+        ax2.plot(steps, history["val_log_loss"], color="C3", label="validation log-loss of q(y|x)")
     ax2.set_xlabel("SVI step")
-    ax2.set_ylabel("validation accuracy")
-    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("accuracy / log-loss")
+    ax2.set_ylim(0, max(1.0, float(np.nanmax(history.get("val_log_loss", [1.0]) or [1.0]))))
+    ax2.legend()
     for ax in (ax1, ax2):
         if best_step:
-            ax.axvline(best_step, color="grey", ls="--", lw=1, label="selected (best validation loss)")
+            ax.axvline(best_step, color="grey", ls="--", lw=1, label="selected on validation")
         ax.grid(alpha=0.3)
     ax1.legend()
     fig.suptitle("pyro-hea training")

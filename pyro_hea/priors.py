@@ -219,11 +219,11 @@ class EmpiricalRulesPhase(PhasePrior):
     """y ~ (1 - c) Uniform + c RuleVerdict(alloy): the phase rules, softened.
 
     The verdict uses two established empirical rules on the alloy's
-    descriptors, with hea-bench's thresholds:
+    descriptors:
 
     - Yang & Zhang (2012): a solid solution forms when
       Omega = Tm dS_mix / |dH_mix| >= 1.1 and delta <= 6.6 %;
-    - Guo & Liu (2011), for K = 4: a solid solution is FCC when VEC >= 8.0
+    - Guo et al. (2011), for K = 4: a solid solution is FCC when VEC >= 8.0
       and BCC when VEC < 6.87; in between both phases coexist (multi).
 
     HCP is never predicted by the rules, so it keeps the uniform share
@@ -240,13 +240,14 @@ class EmpiricalRulesPhase(PhasePrior):
     def __init__(self, confidence: float = 0.3, omega_threshold: float | None = None,
                  delta_threshold: float | None = None):
         super().__init__()
-        from hea_bench.rules import guo_vec, yang_omega, zhang_delta
+        from hea_bench.rules import guo_vec, yang_omega
 
         if not (0.0 <= confidence < 1.0):
             raise PyroHeaError(f"EmpiricalRulesPhase: confidence must be in [0, 1), got {confidence}")
         self.confidence = float(confidence)
-        self.omega_threshold = float(omega_threshold or yang_omega.DEFAULT_THRESHOLD)
-        self.delta_threshold = float(delta_threshold or zhang_delta.DEFAULT_THRESHOLD)
+        self.omega_threshold = float(yang_omega.DEFAULT_THRESHOLD if omega_threshold is None else omega_threshold)
+        # Yang & Zhang's joint criterion uses delta <= 6.6 %; hea-bench's zhang_delta rule uses 6.5 %.
+        self.delta_threshold = float(6.6 if delta_threshold is None else delta_threshold)
         self.fcc_vec, self.bcc_vec = guo_vec.FCC_THRESHOLD, guo_vec.BCC_THRESHOLD
 
     def bind(self, vocabulary, n_classes, latent_dim):

@@ -102,11 +102,14 @@ def paper_split(
     labelled, pool = draw(rest, unlabelled_size, 1, stratify)
     unlabelled, val = draw(pool, val_size, 2, stratify)
     if label_fraction < 1.0:
-        n_keep = max(2, int(round(label_fraction * len(labelled))))
+        target = y[np.searchsorted(known, labelled)]
+        classes, counts = np.unique(target, return_counts=True)
+        n_keep = max(2, len(classes), int(round(label_fraction * len(labelled))))
         if n_keep < len(labelled):
+            if np.min(counts) < 2 or len(labelled) - n_keep < len(classes):
+                target = None  # a class too rare, or too few left over, to stratify on
             keep, hidden = train_test_split(
-                labelled, train_size=n_keep, random_state=seed + 3,
-                stratify=y[np.searchsorted(known, labelled)],
+                labelled, train_size=n_keep, random_state=seed + 3, stratify=target,
             )
             labelled, unlabelled = keep, np.concatenate([unlabelled, hidden])
     out = np.full(len(df), "unlabelled", dtype=object)
@@ -144,6 +147,8 @@ class DescriptorScaler:
         features = np.asarray(features, dtype=float)
         if features.shape[-1] != len(self.mean):
             raise SplitError(f"expected {len(self.mean)} descriptors, got {features.shape[-1]}")
+        if not np.all(np.isfinite(features)):
+            raise SplitError("the descriptors to scale contain NaN or infinite values")
         return (features - self.mean) / self.scale
 
     def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:

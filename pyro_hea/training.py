@@ -6,9 +6,13 @@
   ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
 - Full batch by default: the whole training set is one step (about a
   thousand alloys fit easily); ``batch_size`` switches to mini-batches.
-- Every ``eval_every`` steps the validation loss is computed with
-  ``SVI.evaluate_loss`` (no parameter moves), the best state is kept, and
-  training stops after ``patience`` evaluations without improvement.
+- Every ``eval_every`` steps the validation split is scored without moving
+  any parameter: the loss with ``SVI.evaluate_loss`` and the log-loss of
+  q(y|x) on the validation labels. The state with the best ``select_on``
+  score is kept (``"val_log_loss"`` by default: the model is chosen for its
+  phase predictions; ``"val_loss"`` chooses on the ELBO-plus-classification
+  loss), and training stops after ``patience`` evaluations without
+  improvement.
 - Everything runs inside a fresh Pyro param-store scope, so two models in
   one process never share parameters.
 """
@@ -47,13 +51,14 @@ class TrainConfig:
     100
     """
 
-    steps: int = 3000
-    lr: float = 3e-3
+    steps: int = 2000
+    lr: float = 5e-3
     final_lr_fraction: float = 0.1
     clip_norm: float = 10.0
     batch_size: int | None = None
     eval_every: int = 25
     patience: int = 30
+    select_on: str = "val_log_loss"
     seed: int = 0
 
     def __post_init__(self):
@@ -61,6 +66,8 @@ class TrainConfig:
             raise TrainingError("steps, eval_every and patience must be positive integers")
         if not (self.lr > 0 and 0 < self.final_lr_fraction <= 1):
             raise TrainingError(f"lr must be positive and final_lr_fraction in (0, 1], got {self.lr}, {self.final_lr_fraction}")
+        if self.select_on not in ("val_log_loss", "val_loss"):
+            raise TrainingError(f"select_on must be 'val_log_loss' or 'val_loss', got {self.select_on!r}")
         if self.batch_size is not None and self.batch_size < 2:
             raise TrainingError(f"batch_size must be at least 2, got {self.batch_size}")
 
@@ -74,10 +81,11 @@ class TrainingState:
 
     step: int = 0
     best_step: int = 0
-    best_val_loss: float = math.inf
+    best_score: float = math.inf
     evals_without_improvement: int = 0
     history: dict[str, list[float]] = field(
-        default_factory=lambda: {"step": [], "train_loss": [], "val_loss": [], "val_accuracy": []}
+        default_factory=lambda: {"step": [], "train_loss": [], "val_loss": [], "val_log_loss": [],
+                                 "val_accuracy": []}
     )
 
 
@@ -120,6 +128,7 @@ class Trainer:
         self.state = TrainingState()
         self.best_weights = copy.deepcopy(vae.state_dict())
         self._param_scope: dict | None = None
+        self._pending_optimizer_state: dict = {}
 
     def _svi(self, labelled_only: bool = False) -> SVI:
         elbo = self.labelled_elbo if labelled_only else self.elbo
@@ -140,12 +149,14 @@ class Trainer:
     def optimizer_state(self) -> dict:
         """Adam moments per parameter name, to resume training from a checkpoint."""
         with pyro.get_param_store().scope(self._param_scope):
-            return self.optim.get_state() if self.optim.optim_objs else {}
+            # Before the first step after a load, the restored state is still waiting in the optimizer.
+            return self.optim.get_state() if self.optim.optim_objs else dict(self._pending_optimizer_state)
 
     def set_optimizer_state(self, state: dict) -> None:
         """Restore what :meth:`optimizer_state` returned; used on the next step."""
         if state:
             self.optim.set_state(state)
+            self._pending_optimizer_state = dict(state)
 
     def fit(self, train: AlloyTensors, val: AlloyTensors | None = None, progress: bool = True) -> TrainingState:
         """Train on ``train`` (labels < 0 are unlabelled); select on ``val``.
@@ -161,15 +172,34 @@ class Trainer:
         pyro.set_rng_seed(cfg.seed + self.state.step)
         generator = np.random.default_rng(cfg.seed + self.state.step)
         bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress, desc="SVI", unit="step")
+        threads = torch.get_num_threads()
+        # Networks this small train fastest on one thread; more threads
+        # oversubscribe a busy CPU and were measured 10x slower.
+        torch.set_num_threads(1)
+        try:
+            self._fit_loop(labelled, unlabelled, val, generator, bar)
+        finally:
+            torch.set_num_threads(threads)
+            bar.close()
+        if val is not None:
+            self.vae.load_state_dict(self.best_weights)
+        return self.state
+
+    def _fit_loop(self, labelled, unlabelled, val, generator, bar) -> None:
+        cfg = self.config
         with pyro.get_param_store().scope(self._param_scope) as scope:
             svi = self._svi()
             running = []
             while self.state.step < cfg.steps:
                 batch_l, batch_u = self._batch(labelled, unlabelled, generator)
-                loss = svi.step(batch_l, batch_u)
+                try:
+                    loss = svi.step(batch_l, batch_u)
+                except ValueError as err:  # Pyro's check of a distribution's NaN / Inf parameters
+                    if "invalid values" not in str(err):
+                        raise
+                    loss = float("nan")
                 n = len(batch_l) + len(batch_u)
                 if not math.isfinite(loss):
-                    bar.close()
                     raise TrainingError(
                         f"the training loss became {loss} at step {self.state.step + 1}; lower the "
                         "learning rate, or check the inputs for extreme values"
@@ -185,10 +215,6 @@ class Trainer:
                     if stop:
                         break
             self._param_scope = scope
-        bar.close()
-        if val is not None:
-            self.vae.load_state_dict(self.best_weights)
-        return self.state
 
     def _batch(self, labelled, unlabelled, generator):
         size = self.config.batch_size
@@ -205,18 +231,24 @@ class Trainer:
         st.history["step"].append(st.step)
         st.history["train_loss"].append(train_loss)
         if val is None:
-            st.history["val_loss"].append(float("nan"))
-            st.history["val_accuracy"].append(float("nan"))
+            for key in ("val_loss", "val_log_loss", "val_accuracy"):
+                st.history[key].append(float("nan"))
             self.best_weights = copy.deepcopy(self.vae.state_dict())
             st.best_step = st.step
             return False
         with torch.no_grad():
             val_loss = self._svi(labelled_only=True).evaluate_loss(val, None) / len(val)
-            accuracy = float((self.vae.predict_proba(val).argmax(-1) == val.y).float().mean())
+            probs = self.vae.predict_proba(val)
+            log_loss = float(-torch.log(probs.gather(-1, val.y[:, None]).clamp_min(1e-12)).mean())
+            accuracy = float((probs.argmax(-1) == val.y).float().mean())
         st.history["val_loss"].append(val_loss)
+        st.history["val_log_loss"].append(log_loss)
         st.history["val_accuracy"].append(accuracy)
-        if val_loss < st.best_val_loss:
-            st.best_val_loss, st.best_step = val_loss, st.step
+        score = log_loss if self.config.select_on == "val_log_loss" else val_loss
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"the validation loss became {val_loss} at step {st.step}")
+        if score < st.best_score:
+            st.best_score, st.best_step = score, st.step
             st.evals_without_improvement = 0
             self.best_weights = copy.deepcopy(self.vae.state_dict())
         else:

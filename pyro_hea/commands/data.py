@@ -33,6 +33,7 @@ def summarize(df) -> dict:
         "dropped_elements": report.get("dropped_elements", {}),
         "n_duplicates_merged": report.get("n_duplicates_merged", 0),
         "n_label_conflicts": len(report.get("conflicts", [])),
+        "n_label_conflicts_unlabelled": int((df["label_conflict"] & labels.isna()).sum()),
     }
 
 
@@ -53,12 +54,17 @@ def run(args) -> int:
         return 0
     print(f"dataset        {s['source']}")
     print(f"alloys         {s['n_alloys']} (read {s['n_read']}, {s['n_duplicates_merged']} duplicates merged)")
-    print(f"labelled       {s['n_labelled']} ({s['n_label_conflicts']} conflicting duplicates left unlabelled)")
+    print(
+        f"labelled       {s['n_labelled']} ({s['n_label_conflicts']} conflicting duplicates, "
+        f"{s['n_label_conflicts_unlabelled']} of them left unlabelled)"
+    )
     print(f"single-phase   {s['n_single_phase']}")
     print(f"multi-phase    {s['n_multi_phase']}")
     print(f"phases         {s['phase_counts']}")
     print(f"elements       {s['n_elements']}: {' '.join(s['elements'])}")
     print(f"dropped        {s['n_dropped']}")
     for reason, n in s["dropped"].items():
-        print(f"  {n} alloys: {reason} ({', '.join(f'{e} {c}' for e, c in s['dropped_elements'].items())})")
+        print(f"  {n} alloys: {reason}")
+    if s["dropped_elements"]:
+        print(f"  alloys dropped per element: {', '.join(f'{e} {c}' for e, c in s['dropped_elements'].items())}")
     return 0

@@ -1,0 +1,101 @@
+"""Benchmark: pyro-hea on the paper-protocol split of Pei 2020, seeds 0-4.
+
+Prints, for each seed and as mean ± sd over seeds, the test AUC, accuracy,
+ECE, reconstruction metrics and wall-clock seconds per fit of pyro-hea with
+its default settings (what ``pyro-hea train`` runs), beside two supervised
+scikit-learn baselines fit on the same labelled training rows and tuned on
+the same validation rows: HistGradientBoostingClassifier and MLPClassifier
+on the standardized descriptors. The test split is scored once per fit.
+
+Usage::
+
+    python benchmarks/train_pei.py [--seeds 0 1 2 3 4] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
+from sklearn.neural_network import MLPClassifier
+
+from pyro_hea import PhaseModel, TrainConfig, load_dataset, paper_split
+from pyro_hea.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.metrics import classification_metrics
+from pyro_hea.splits import DescriptorScaler
+
+BASELINE_GRIDS = {
+    "hist-gradient-boosting": (HistGradientBoostingClassifier, {
+        "learning_rate": [0.03, 0.1], "max_leaf_nodes": [15, 31], "min_samples_leaf": [5, 20]}),
+    "mlp": (MLPClassifier, {
+        "hidden_layer_sizes": [(100, 100), (64,)], "alpha": [1e-4, 1e-2], "learning_rate_init": [1e-3, 1e-2]}),
+}
+
+
+def baseline(name: str, df, split, seed: int) -> dict:
+    """Fit a baseline on labelled rows, tune on val (log-loss), score test once."""
+    cls, grid = BASELINE_GRIDS[name]
+    X = df[list(DESCRIPTOR_NAMES)].to_numpy(float)
+    y = df["single_phase"].to_numpy(int)
+    rows = {k: (split == k).to_numpy() for k in ("labelled", "val", "test")}
+    scaler = DescriptorScaler.fit(X[split.isin(["labelled", "unlabelled"]).to_numpy()])
+    Xs = scaler.transform(X)
+    best, best_score = None, np.inf
+    for values in itertools.product(*grid.values()):
+        params = dict(zip(grid, values))
+        extra = {"max_iter": 2000, "early_stopping": False} if cls is MLPClassifier else {}
+        model = cls(random_state=seed, **params, **extra).fit(Xs[rows["labelled"]], y[rows["labelled"]])
+        score = log_loss(y[rows["val"]], model.predict_proba(Xs[rows["val"]]), labels=[0, 1])
+        if score < best_score:
+            best, best_score = model, score
+    return classification_metrics(y[rows["test"]], best.predict_proba(Xs[rows["test"]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=TrainConfig().steps)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    df = load_dataset("pei2020")
+    rows = []
+    for seed in args.seeds:
+        split = paper_split(df, seed=seed)
+        started = time.perf_counter()
+        model = PhaseModel.fit(df, split, progress=False, seed=seed, steps=args.steps)
+        seconds = time.perf_counter() - started
+        test = model.evaluate(df, (split == "test").to_numpy())
+        rows.append({"method": "pyro-hea", "seed": seed, "seconds": seconds,
+                     "best_step": model.trainer.state.best_step, "steps": model.trainer.state.step, **test})
+        for name in BASELINE_GRIDS:
+            started = time.perf_counter()
+            metrics = baseline(name, df, split, seed)
+            rows.append({"method": name, "seed": seed, "seconds": time.perf_counter() - started, **metrics})
+        for r in rows[-3:]:
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+    print()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; pyro-hea steps={args.steps}; "
+          f"seeds {args.seeds}; test split read once per fit")
+    keys = ["auc", "accuracy", "ece", "brier", "recon_mae", "recon_mae_present", "recon_set_match", "seconds"]
+    print(f"{'method':<24}" + "".join(f"{k:>20}" for k in keys))
+    for method in ["pyro-hea", *BASELINE_GRIDS]:
+        sub = [r for r in rows if r["method"] == method]
+        cells = []
+        for k in keys:
+            vals = np.array([r[k] for r in sub if k in r], dtype=float)
+            cells.append(f"{vals.mean():.3f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.3f}" if len(vals) else "-")
+        print(f"{method:<24}" + "".join(f"{c:>20}" for c in cells))
+    med = np.median([r["seconds"] for r in rows if r["method"] == "pyro-hea"])
+    print(f"median seconds per pyro-hea fit: {med:.1f}")
+
+
+if __name__ == "__main__":
+    main()

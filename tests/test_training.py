@@ -1,0 +1,245 @@
+"""The training plan: evaluation moves nothing, selection on validation, seeds, the NaN guard."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+from pyro_hea import ModelConfig, PhaseModel, TrainConfig, Trainer, paper_split
+from pyro_hea.training import TrainingError
+
+SMALL = dict(hidden=[16], latent_dim=2, lr=1e-2, progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def sub(pei):
+    return pei.sample(240, random_state=2).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def split(sub):
+    return paper_split(sub, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(sub, split):
+    return PhaseModel.fit(sub, split, steps=30, eval_every=5, patience=100, seed=0, **SMALL)
+
+
+def _parts(model, sub, split):
+    t = model.tensors(sub)
+    labelled = t[np.flatnonzero((split == "labelled").to_numpy())]
+    unlabelled = t[np.flatnonzero((split == "unlabelled").to_numpy())].hide_labels()
+    val = t[np.flatnonzero((split == "val").to_numpy())]
+    return labelled, unlabelled, val
+
+
+def _assert_same_tree(a, b, path="state"):
+    """Bit-for-bit equality of nested dicts / lists of tensors and numbers."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _assert_same_tree(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_tree(x, y, f"{path}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), path
+    else:
+        assert a == b, path
+
+
+# ------------------------------------------------------------------ evaluation is read-only
+def test_evaluation_leaves_every_parameter_unchanged(trained, sub, split):
+    model, trainer = trained, trained.trainer
+    labelled, unlabelled, val = _parts(model, sub, split)
+    weights = copy.deepcopy(model.vae.state_dict())
+    best = copy.deepcopy(trainer.best_weights)
+    optimizer = copy.deepcopy(trainer.optimizer_state())
+    state = copy.deepcopy(vars(trainer.state))
+    global_store = {k: v.detach().clone() for k, v in pyro.get_param_store().items()}
+    assert optimizer and len(weights) > 0  # there is something to compare
+
+    losses = [trainer.evaluate_loss(val), trainer.evaluate_loss(labelled, unlabelled)]
+    metrics = model.evaluate(sub, (split == "val").to_numpy())
+    model.predict_proba(sub)
+
+    assert all(math.isfinite(x) for x in losses) and math.isfinite(metrics["elbo"])
+    _assert_same_tree(model.vae.state_dict(), weights)
+    _assert_same_tree(trainer.best_weights, best)
+    _assert_same_tree(trainer.optimizer_state(), optimizer)
+    _assert_same_tree(vars(trainer.state), state)
+    _assert_same_tree({k: v.detach() for k, v in pyro.get_param_store().items()}, global_store)
+
+
+def test_reported_elbo_is_reproducible_and_leaves_the_rng_alone(trained, sub, split):
+    rows = (split == "val").to_numpy()
+    torch.manual_seed(5)
+    first = trained.evaluate(sub, rows)
+    after_first = torch.rand(3)
+    torch.manual_seed(5)
+    second = trained.evaluate(sub, rows)
+    assert first == second
+    assert torch.equal(torch.rand(3), after_first)
+
+
+# ------------------------------------------------------------ selection and the lr schedule
+def test_model_is_selected_on_validation_log_loss(trained, sub, split):
+    st, trainer = trained.trainer.state, trained.trainer
+    assert trainer.config.select_on == "val_log_loss"
+    history = st.history
+    assert history["step"] == [5, 10, 15, 20, 25, 30]
+    best = int(np.argmin(history["val_log_loss"]))
+    assert st.best_step == history["step"][best]
+    _assert_same_tree(trained.vae.state_dict(), trainer.best_weights)
+    # The weights left in the model give exactly the selected validation log-loss.
+    _, _, val = _parts(trained, sub, split)
+    probs = trained.vae.predict_proba(val)
+    log_loss = float(-torch.log(probs.gather(-1, val.y[:, None])).mean())
+    assert log_loss == pytest.approx(history["val_log_loss"][best], rel=1e-5)
+    assert log_loss == pytest.approx(min(history["val_log_loss"]), rel=1e-5)
+
+
+def test_selection_on_the_validation_loss(sub, split):
+    model = PhaseModel.fit(sub, split, steps=12, eval_every=3, patience=100, select_on="val_loss", seed=0, **SMALL)
+    history, st = model.trainer.state.history, model.trainer.state
+    assert st.best_step == history["step"][int(np.argmin(history["val_loss"]))]
+    _assert_same_tree(model.vae.state_dict(), model.trainer.best_weights)
+
+
+def test_learning_rate_decays_geometrically_to_the_final_fraction(trained):
+    cfg = trained.trainer.config
+    groups = [g for s in trained.trainer.optimizer_state().values() for g in s["param_groups"]]
+    assert groups
+    for group in groups:
+        assert group["lr"] == pytest.approx(cfg.lr * cfg.final_lr_fraction, rel=1e-6)
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(sub, split):
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16]),
+                             TrainConfig(steps=60, eval_every=3, patience=2, lr=1e-2))
+    initial = copy.deepcopy(model.vae.state_dict())
+    model.trainer.state.best_score = -math.inf  # nothing can improve on this
+    model.train(sub, split, progress=False)
+    assert model.trainer.state.step == 6  # two evaluations, at steps 3 and 6, then stop
+    assert model.trainer.state.history["step"] == [3, 6]
+    _assert_same_tree(model.vae.state_dict(), initial)  # the best (initial) weights are restored
+
+
+# --------------------------------------------------------------------------- seeds
+def test_same_seed_gives_identical_models_and_metrics(trained, sub, split):
+    torch.manual_seed(123)  # disturb the global stream: the fit must seed itself
+    torch.rand(11)
+    again = PhaseModel.fit(sub, split, steps=30, eval_every=5, patience=100, seed=0, **SMALL)
+    _assert_same_tree(again.vae.state_dict(), trained.vae.state_dict())
+    _assert_same_tree(again.trainer.state.history, trained.trainer.state.history)
+    rows = (split == "val").to_numpy()
+    assert again.evaluate(sub, rows) == trained.evaluate(sub, rows)
+
+
+def test_different_seed_gives_different_weights(trained, sub, split):
+    other = PhaseModel.fit(sub, split, steps=5, eval_every=5, seed=1, **SMALL)
+    first = PhaseModel.fit(sub, split, steps=5, eval_every=5, seed=0, **SMALL)
+    w0, w1 = first.vae.state_dict(), other.vae.state_dict()
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0)
+
+
+def test_two_models_in_one_process_do_not_share_parameters(trained, sub, split):
+    before = trained.predict_proba(sub)
+    other = PhaseModel.fit(sub, split, steps=5, eval_every=5, seed=3, progress=False, hidden=[8], latent_dim=3)
+    np.testing.assert_array_equal(trained.predict_proba(sub), before)
+    assert other.vae.decoder.net[0].in_features == 3 + 2
+    # Each keeps training in its own parameter scope (a shared store would mix shapes).
+    resumed = copy.deepcopy(trained)
+    resumed.trainer.config.steps = 35
+    resumed.train(sub, split, progress=False)
+    assert resumed.trainer.state.step == 35
+    other.trainer.config.steps = 8
+    other.train(sub, split, progress=False)
+    assert other.trainer.state.step == 8
+
+
+# ------------------------------------------------------------------------ mini-batches
+def test_mini_batches(sub, split):
+    model = PhaseModel.fit(sub, split, steps=10, eval_every=5, batch_size=32, seed=0, **SMALL)
+    assert model.trainer.state.step == 10
+    assert all(math.isfinite(x) for x in model.trainer.state.history["train_loss"])
+
+
+# ------------------------------------------------------------------------- NaN guard
+def test_nan_input_stops_training_at_step_one(sub, split):
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[8]), TrainConfig(steps=5, eval_every=100))
+    labelled, unlabelled, _ = _parts(model, sub, split)
+    labelled.features[3, 0] = float("nan")
+    train = labelled  # labelled alloys only are enough
+    with pytest.raises(TrainingError, match=r"became nan at step 1\b"):
+        model.trainer.fit(train, None, progress=False)
+
+
+def test_nan_during_training_names_the_step(sub, split, monkeypatch):
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[8]), TrainConfig(steps=20, eval_every=100, lr=1e-2))
+    trainer = model.trainer
+    decoder_forward = model.vae.decoder.forward
+
+    def poisoned(z, y_onehot):
+        logits = decoder_forward(z, y_onehot)
+        return logits * float("nan") if trainer.state.step >= 3 else logits  # the 4th step goes wrong
+
+    monkeypatch.setattr(model.vae.decoder, "forward", poisoned)
+    labelled, unlabelled, _ = _parts(model, sub, split)
+    with pytest.raises(TrainingError, match=r"became nan at step 4\b"):
+        trainer.fit(_join(labelled, unlabelled), None, progress=False)
+    assert trainer.state.step == 3
+
+
+def _join(labelled, unlabelled):
+    from pyro_hea.tensors import AlloyTensors
+
+    return AlloyTensors(*(torch.cat([getattr(labelled, f), getattr(unlabelled, f)])
+                          for f in ("x", "descriptors", "features", "y")))
+
+
+# ------------------------------------------------------------------------ bad settings
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"lr": 0.0}, {"final_lr_fraction": 1.5}, {"batch_size": 1},
+                                 {"select_on": "test_accuracy"}])
+def test_train_config_rejects_bad_settings(bad):
+    with pytest.raises(TrainingError):
+        TrainConfig(**bad)
+
+
+def test_fit_needs_labelled_training_alloys_and_labelled_validation(trained, sub, split):
+    labelled, unlabelled, val = _parts(trained, sub, split)
+    trainer = Trainer(trained.vae, TrainConfig(steps=1))
+    with pytest.raises(TrainingError, match="no labelled alloy"):
+        trainer.fit(unlabelled, None, progress=False)
+    with pytest.raises(TrainingError, match="every validation alloy needs a label"):
+        trainer.fit(labelled, val.hide_labels(), progress=False)
+
+
+def test_unknown_fit_setting_is_refused(sub, split):
+    with pytest.raises(Exception, match="unknown setting 'epochz'"):
+        PhaseModel.fit(sub, split, epochz=3, progress=False)
+
+
+def test_progress_bar_only_when_asked(sub, split, capsys):
+    PhaseModel.fit(sub, split, steps=2, eval_every=2, seed=0, **SMALL)
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and quiet.out == ""
+    PhaseModel.fit(sub, split, steps=2, eval_every=2, seed=0, **{**SMALL, "progress": True})
+    assert "SVI" in capsys.readouterr().err
