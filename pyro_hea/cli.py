@@ -18,6 +18,7 @@ from .errors import PyroHeaError
 COMMANDS = {
     "data": "data",
     "train": "train",
+    "inspect": "inspect",
 }
 
 
