@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pyro_hea.datasets import load_dataset
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """One torch thread: the small networks run much faster than on two threads of a shared 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

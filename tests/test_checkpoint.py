@@ -17,13 +17,6 @@ from pyro_hea.priors import AlloyFamilyMixture, EmpiricalRulesPhase
 N = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def sub(pei):

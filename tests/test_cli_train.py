@@ -7,7 +7,6 @@ import shutil
 import struct
 
 import pytest
-import torch
 
 from pyro_hea.cli import main
 from pyro_hea.priors import AlloyFamilyMixture, DescriptorAligned, EmpiricalRulesPhase
@@ -15,13 +14,6 @@ from pyro_hea.run import load_run
 
 METRIC_KEYS = {"auc", "accuracy", "f1", "brier", "ece", "recon_mae_present", "recon_set_match"}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

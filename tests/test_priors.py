@@ -34,13 +34,6 @@ from pyro_hea.tensors import AlloyTensors
 from pyro_hea.training import make_elbo
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def sub(pei):

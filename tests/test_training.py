@@ -16,13 +16,6 @@ from pyro_hea.training import TrainingError
 SMALL = dict(hidden=[16], latent_dim=2, lr=1e-2, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def sub(pei):
