@@ -19,6 +19,8 @@ COMMANDS = {
     "data": "data",
     "train": "train",
     "inspect": "inspect",
+    "explain": "explain",
+    "design": "design",
 }
 
 

@@ -1,0 +1,637 @@
+"""Data-efficiency study: pyro-hea against supervised baselines as labels get scarce.
+
+Grid: label fractions (of the labelled training split) x split seeds. Every
+method sees the same split and the same label subset for a given (fraction,
+seed): ``paper_split(df, seed=seed, label_fraction=fraction)``.
+
+Methods
+-------
+- ``pyro-hea/standard``: StandardNormal z prior, UniformPhase y prior;
+- ``pyro-hea/expert-z``: DescriptorAligned z prior (z axes 0 and 1 centred
+  on the standardized VEC and size mismatch delta), UniformPhase y;
+- ``pyro-hea/expert-y``: StandardNormal z, EmpiricalRulesPhase y prior
+  (Yang-Zhang Omega/delta rules, softened);
+- ``logistic-regression``, ``mlp``, ``hist-gradient-boosting``: scikit-learn
+  classifiers on the standardized descriptors, fit on the labelled rows only
+  and tuned over a small grid by validation ROC AUC (ties: log-loss).
+
+pyro-hea uses its labelled rows with labels and every other training row
+(the unlabelled pool plus the labelled rows whose labels were dropped)
+without; it selects its weights on the validation loss. The test split is
+scored once per configuration. Metrics: test ROC AUC and accuracy.
+
+Each finished configuration is cached as a small JSON file (by default in
+``benchmarks/.cache/data_efficiency/``), keyed by the method, fraction,
+seed and the method's settings, so an interrupted run resumes and a rerun
+only aggregates. Outputs: ``data_efficiency.csv``, ``data_efficiency.md``
+(mean ± sd table) and ``data_efficiency.png`` in ``--out-dir``.
+
+Usage::
+
+    python benchmarks/data_efficiency.py --jobs 2 --steps 1500
+    python benchmarks/data_efficiency.py --settings /tmp/pyrohea_settings.json --jobs 2
+    python benchmarks/data_efficiency.py --fractions 0.05 --seeds 0 --steps 20 --out-dir /tmp/de  # tiny
+    python benchmarks/data_efficiency.py --diagnose --fractions 0.05 --steps 500 --jobs 2  # gradients at 5%
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # use this checkout's pyro_hea, whatever is installed
+    sys.path.insert(0, str(REPO))
+DEFAULT_CACHE = REPO / "benchmarks" / ".cache" / "data_efficiency"
+DEFAULT_OUT = REPO / "docs" / "results"
+FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+SEEDS = (0, 1, 2, 3, 4)
+
+#: pyro-hea variants: (z prior name, y prior name[, PhaseModel.fit overrides]) from pyro_hea.priors.
+PYRO_METHODS = {
+    "pyro-hea/standard": ("standard-normal", "uniform"),
+    "pyro-hea/expert-z": ("descriptor-aligned", "uniform"),
+    "pyro-hea/expert-y": ("standard-normal", "empirical-rules"),
+    # alpha = 200 was chosen on the validation split by the --diagnose run at 5% labels
+    "pyro-hea/standard-alpha200": ("standard-normal", "uniform", {"alpha": 200.0}),
+}
+
+#: Supervised baselines: grids searched on the validation split.
+BASELINE_GRIDS = {
+    "logistic-regression": {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+    "mlp": {"hidden_layer_sizes": [(32,), (100, 100)], "alpha": [1e-4, 1e-2, 1.0]},
+    "hist-gradient-boosting": {"learning_rate": [0.05, 0.2], "max_leaf_nodes": [7, 31],
+                               "min_samples_leaf": [2, 5, 20]},
+}
+METHODS = tuple(PYRO_METHODS) + tuple(BASELINE_GRIDS)
+ANALYSIS_MARKER = "<!-- analysis: text below this line is kept when the table is regenerated -->"
+
+
+# ----------------------------------------------------------------------- helpers
+def _atomic_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def settings_hash(method: str, pyro_settings: dict) -> str:
+    """Short hash of everything that changes a method's result besides fraction and seed.
+
+    Examples
+    --------
+    >>> settings_hash("mlp", {"steps": 10}) == settings_hash("mlp", {"steps": 20})
+    True
+    """
+    if method in PYRO_METHODS:
+        key = {"priors": PYRO_METHODS[method], "settings": pyro_settings}
+    else:
+        key = {"grid": {k: [list(v) if isinstance(v, tuple) else v for v in vals]
+                        for k, vals in BASELINE_GRIDS[method].items()}}
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def cache_path(cache_dir: Path, method: str, fraction: float, seed: int, pyro_settings: dict) -> Path:
+    """Where a configuration's result is cached."""
+    tag = method.replace("/", "__")
+    return Path(cache_dir) / tag / f"f{fraction:g}_s{seed}_{settings_hash(method, pyro_settings)}.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _dataset():
+    from pyro_hea import load_dataset
+
+    return load_dataset("pei2020")
+
+
+def _metrics(y: np.ndarray, probs: np.ndarray) -> dict:
+    from pyro_hea.metrics import classification_metrics
+
+    m = classification_metrics(y, probs)
+    return {"auc": m["auc"], "accuracy": m["accuracy"]}
+
+
+# ----------------------------------------------------------------------- methods
+def fit_pyro(method: str, df, split, seed: int, pyro_settings: dict) -> dict:
+    """Fit a pyro-hea variant; return val and test AUC / accuracy and fit details."""
+    from pyro_hea import PhaseModel
+    from pyro_hea.priors import make_prior
+
+    prior_z, prior_y, *extra = PYRO_METHODS[method]
+    settings = {**pyro_settings, **(extra[0] if extra else {})}
+    settings.setdefault("seed", seed)
+    model = PhaseModel.fit(df, split, prior_z=make_prior("z", prior_z), prior_y=make_prior("y", prior_y),
+                           progress=False, **settings)
+    out = {"best_step": int(model.trainer.state.best_step), "steps_run": int(model.trainer.state.step),
+           "alpha": float(model.vae.config.alpha), "latent_dim": int(model.vae.config.latent_dim)}
+    y = df["single_phase"]
+    for part in ("val", "test"):
+        rows = (split == part).to_numpy() & y.notna().to_numpy()
+        m = _metrics(y[rows].to_numpy(int), model.predict_proba(df[rows]))
+        out[f"{part}_auc"], out[f"{part}_accuracy"] = m["auc"], m["accuracy"]
+    return out
+
+
+def _baseline_estimator(method: str, params: dict, seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    if method == "logistic-regression":
+        return LogisticRegression(max_iter=5000, **params)
+    if method == "mlp":
+        return MLPClassifier(solver="lbfgs", max_iter=2000, random_state=seed, **params)
+    if method == "hist-gradient-boosting":
+        return HistGradientBoostingClassifier(max_iter=200, random_state=seed, **params)
+    raise ValueError(f"unknown baseline {method!r}")
+
+
+def fit_baseline(method: str, df, split, seed: int) -> dict:
+    """Fit a supervised baseline on the labelled rows, tune on val, score val and test.
+
+    The grid point with the best validation ROC AUC wins (ties: lower
+    validation log-loss), the metric the study compares on.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from pyro_hea.descriptors import DESCRIPTOR_NAMES
+    from pyro_hea.splits import DescriptorScaler
+
+    X = df[list(DESCRIPTOR_NAMES)].to_numpy(float)
+    y = df["single_phase"].fillna(-1).to_numpy(int)
+    # the same scaler as pyro-hea: fit on the training rows' descriptors (no labels needed)
+    Xs = DescriptorScaler.fit(X[split.isin(["labelled", "unlabelled"]).to_numpy()]).transform(X)
+    rows = {k: (split == k).to_numpy() & (y >= 0) for k in ("labelled", "val", "test")}
+    grid = BASELINE_GRIDS[method]
+    best, best_key, best_params = None, None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        for values in itertools.product(*grid.values()):
+            params = dict(zip(grid, values))
+            est = _baseline_estimator(method, params, seed).fit(Xs[rows["labelled"]], y[rows["labelled"]])
+            p_val = est.predict_proba(Xs[rows["val"]])
+            key = (-roc_auc_score(y[rows["val"]], p_val[:, 1]), log_loss(y[rows["val"]], p_val, labels=[0, 1]))
+            if best_key is None or key < best_key:
+                best, best_key, best_params = est, key, params
+    out = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in best_params.items()},
+           "val_log_loss": float(best_key[1])}
+    for part in ("val", "test"):
+        m = _metrics(y[rows[part]], best.predict_proba(Xs[rows[part]]))
+        out[f"{part}_auc"], out[f"{part}_accuracy"] = m["auc"], m["accuracy"]
+    return out
+
+
+def run_config(method: str, fraction: float, seed: int, pyro_settings: dict, cache_dir: str) -> dict:
+    """Run one configuration (in a worker process), cache its result, and return it."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from pyro_hea import paper_split
+
+    torch.set_num_threads(1)  # one thread per worker: --jobs sets the parallelism
+    df = _dataset()
+    split = paper_split(df, seed=seed, label_fraction=fraction)
+    started = time.perf_counter()
+    with threadpool_limits(limits=1):  # BLAS threads oversubscribe a shared CPU badly
+        if method in PYRO_METHODS:
+            result = fit_pyro(method, df, split, seed, pyro_settings)
+        else:
+            result = fit_baseline(method, df, split, seed)
+    record = {
+        "method": method, "label_fraction": float(fraction), "seed": int(seed),
+        "test_auc": result.pop("test_auc"), "test_accuracy": result.pop("test_accuracy"),
+        "val_auc": result.pop("val_auc"), "val_accuracy": result.pop("val_accuracy"),
+        "n_labelled": int((split == "labelled").sum()), "n_unlabelled": int((split == "unlabelled").sum()),
+        "fit_seconds": time.perf_counter() - started,
+        "settings": dict(pyro_settings) if method in PYRO_METHODS else {},
+        "details": result,
+    }
+    _atomic_json(cache_path(Path(cache_dir), method, fraction, seed, pyro_settings), record)
+    return record
+
+
+# ------------------------------------------------------------------------- study
+def _parallel(function, argument_tuples, jobs: int):
+    """Yield ``function(*args)`` for each tuple as worker processes finish them (forked, so
+    this script's functions need no import by name)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(function, *args) for args in argument_tuples]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def run_study(methods, fractions, seeds, pyro_settings: dict, cache_dir: Path, jobs: int = 1,
+              progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Run (or load from the cache) every configuration; return the results table and counts.
+
+    Examples
+    --------
+    >>> table, counts = run_study(["logistic-regression"], [0.05], [0], {"steps": 10},
+    ...                           Path("/tmp/de-cache"), progress=False)  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    configs = [(m, f, s) for m in methods for f in fractions for s in seeds]
+    # longest first (pyro-hea fits), so parallel workers finish together
+    configs.sort(key=lambda c: (c[0] not in PYRO_METHODS, c[1], c[2]))
+    records, pending = [], []
+    for m, f, s in configs:
+        path = cache_path(cache_dir, m, f, s, pyro_settings)
+        if path.is_file():
+            records.append(json.loads(path.read_text()))
+        else:
+            pending.append((m, f, s))
+    bar = tqdm(total=len(configs), initial=len(records), desc="configurations", unit="config",
+               disable=not progress, dynamic_ncols=True)
+    if pending:
+        if jobs == 1:
+            results = (run_config(m, f, s, pyro_settings, str(cache_dir)) for m, f, s in pending)
+        else:
+            results = _parallel(run_config, [(m, f, s, pyro_settings, str(cache_dir)) for m, f, s in pending], jobs)
+        for record in results:
+            records.append(record)
+            bar.set_postfix_str(f"{record['method']} f={record['label_fraction']:g} s={record['seed']} "
+                                f"AUC={record['test_auc']:.3f}")
+            bar.update(1)
+    bar.close()
+    table = pd.DataFrame.from_records(records)
+    order = {m: i for i, m in enumerate(methods)}
+    table = table.sort_values(["method", "label_fraction", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    table = table.reset_index(drop=True)
+    return table, {"configurations": len(configs), "cached": len(configs) - len(pending), "computed": len(pending)}
+
+
+def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The committed CSV: one row per method, fraction and seed."""
+    out = table[["method", "label_fraction", "seed", "test_auc", "test_accuracy", "val_auc", "val_accuracy",
+                 "n_labelled", "n_unlabelled", "fit_seconds"]].copy()
+    out["settings"] = [json.dumps(s, sort_keys=True) if s else "" for s in table["settings"]]
+    out["details"] = [json.dumps(d, sort_keys=True) for d in table["details"]]
+    return out
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd over seeds of test AUC and accuracy per method and fraction."""
+    g = table.groupby(["method", "label_fraction"], sort=False)
+    s = g.agg(auc_mean=("test_auc", "mean"), auc_sd=("test_auc", "std"), acc_mean=("test_accuracy", "mean"),
+              acc_sd=("test_accuracy", "std"), n_seeds=("seed", "nunique"),
+              n_labelled=("n_labelled", "mean")).reset_index()
+    return s
+
+
+def markdown(table: pd.DataFrame, meta: dict, keep: str = "") -> str:
+    """The results page: AUC and accuracy tables (mean ± sd), settings, command and wall time."""
+    s = summary(table)
+    fractions = sorted(s["label_fraction"].unique())
+    methods = list(dict.fromkeys(table["method"]))
+    n_lab = s.groupby("label_fraction")["n_labelled"].mean()
+
+    def grid(mean, sd):
+        head = "| method | " + " | ".join(f"{f:g} ({n_lab[f]:.0f})" for f in fractions) + " |"
+        lines = [head, "|---|" + "---:|" * len(fractions)]
+        best = {f: s[s.label_fraction == f][mean].max() for f in fractions}
+        for m in methods:
+            cells = []
+            for f in fractions:
+                row = s[(s.method == m) & (s.label_fraction == f)]
+                if row.empty:
+                    cells.append("")
+                    continue
+                r = row.iloc[0]
+                sd_text = f" ± {r[sd]:.3f}" if r.n_seeds > 1 else ""
+                text = f"{r[mean]:.3f}{sd_text}"
+                cells.append(f"**{text}**" if np.isclose(r[mean], best[f]) else text)
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    seeds = sorted(table["seed"].unique())
+    text = [
+        "# Data efficiency: pyro-hea against supervised baselines",
+        "",
+        (f"Test ROC AUC and accuracy, mean ± sd over split seeds {', '.join(map(str, seeds))}, by label fraction "
+         "(column header: fraction of the labelled training split that keeps its labels, and the number of "
+         "labelled alloys). Every method sees the same split and label subset "
+         "(`paper_split(df, seed=s, label_fraction=f)` on Pei 2020). Bold: best mean in the column."),
+        "",
+        "## Test ROC AUC",
+        "",
+        grid("auc_mean", "auc_sd"),
+        "",
+        "## Test accuracy",
+        "",
+        grid("acc_mean", "acc_sd"),
+        "",
+        "![AUC against label fraction](data_efficiency.png)",
+        "",
+        "## Protocol",
+        "",
+        ("- `pyro-hea/standard`: StandardNormal z, UniformPhase y. `pyro-hea/expert-z`: DescriptorAligned z "
+         "(axes 0, 1 centred on standardized VEC and δ, scale 0.5), UniformPhase y. `pyro-hea/expert-y`: "
+         "StandardNormal z, EmpiricalRulesPhase y (confidence 0.3). `pyro-hea/standard-alpha200`: as "
+         "`standard` with alpha = 200 (chosen on the validation split by the gradient diagnostics below). "
+         "pyro-hea trains on the labelled rows with labels and on all other training rows without, and keeps "
+         f"the weights with the best validation score (`select_on = {meta.get('select_on')}`)."),
+        (f"- pyro-hea settings (`PhaseModel.fit` overrides, seed = split seed): "
+         f"`{json.dumps(meta['pyro_settings'], sort_keys=True)}`; "
+         f"model config in effect: alpha = {meta.get('alpha')}, latent_dim = {meta.get('latent_dim')}."),
+        ("- Baselines: fit on the labelled rows only, standardized descriptors (scaler fit on the training rows), "
+         "hyperparameters chosen by validation ROC AUC (ties: log-loss) over these grids: ")
+        + "; ".join(f"`{m}` {json.dumps({k: [list(v) if isinstance(v, tuple) else v for v in vals] for k, vals in g.items()})}"
+                    for m, g in BASELINE_GRIDS.items()) + ".",
+        "- The test split is scored once per configuration.",
+        f"- Command: `{meta['command']}`",
+        f"- Wall time: {meta['wall_time']}",
+        "",
+        ANALYSIS_MARKER,
+    ]
+    return "\n".join(text) + "\n" + keep
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    """AUC (and accuracy) against label fraction, mean ± sd over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pyro_hea.plots import save_figure
+
+    s = summary(table)
+    methods = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    styles = {m: ("-", "o") if m.startswith("pyro-hea") else ("--", "s") for m in methods}
+    offsets = np.linspace(-0.035, 0.035, len(methods))
+    for ax, (mean, sd, label) in zip(axes, (("auc_mean", "auc_sd", "test ROC AUC"),
+                                            ("acc_mean", "acc_sd", "test accuracy"))):
+        for i, m in enumerate(methods):
+            r = s[s.method == m].sort_values("label_fraction")
+            x = r["label_fraction"].to_numpy() * 10 ** offsets[i]
+            ls, marker = styles[m]
+            ax.errorbar(x, r[mean], yerr=r[sd].fillna(0), ls=ls, marker=marker, ms=5, capsize=3, label=m,
+                        color=f"C{i}")
+        ax.set_xscale("log")
+        fr = sorted(s["label_fraction"].unique())
+        ax.set_xticks(fr)
+        ax.set_xticklabels([f"{f:g}" for f in fr])
+        ax.minorticks_off()
+        ax.set_xlabel("label fraction (of the labelled training split, log scale)")
+        ax.set_ylabel(f"{label} (mean ± sd over seeds)")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("Test ROC AUC against label fraction")
+    axes[1].set_title("Test accuracy against label fraction")
+    axes[1].legend(loc="lower right", fontsize=9)
+    save_figure(fig, path)
+
+
+# ------------------------------------------------------------------- diagnostics
+def gradient_diagnostics(model, df, split, n_samples: int = 8) -> dict:
+    """How much the unlabelled ELBO term moves the classifier head, next to the labelled term.
+
+    Returns the norms of the gradients of the classifier's parameters of
+    (a) the labelled part of the loss (which reaches the classifier only
+    through alpha * cross-entropy), (b) the unlabelled -ELBO (y enumerated;
+    averaged over ``n_samples`` draws of z), and (c) an oracle: the
+    cross-entropy of the unlabelled training rows with their hidden labels,
+    the direction that would help. Cosines say whether (a) and (b) point
+    the oracle's way. All terms are sums over alloys, as in training.
+    """
+    import pyro
+    import torch
+
+    from pyro_hea.training import make_elbo
+
+    vae = model.vae
+    tensors = model.tensors(df)
+    train_rows = split.isin(["labelled", "unlabelled"]).to_numpy()
+    is_unl = (split[train_rows] == "unlabelled").to_numpy()
+    train = tensors[np.flatnonzero(train_rows)]
+    labelled, unlabelled_true = train[np.flatnonzero(~is_unl)], train[np.flatnonzero(is_unl)]
+    unlabelled = unlabelled_true.hide_labels()
+    params = list(vae.classifier.parameters())
+
+    def flat(grads):
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+    vae.train()
+    elbo = make_elbo(strict=False)
+    with pyro.get_param_store().scope():
+        g_lab = flat(torch.autograd.grad(elbo.differentiable_loss(vae.model, vae.guide, labelled, None), params,
+                                         allow_unused=True))
+        g_unl = sum(flat(torch.autograd.grad(elbo.differentiable_loss(vae.model, vae.guide, None, unlabelled),
+                                             params, allow_unused=True)) for _ in range(n_samples)) / n_samples
+    known = unlabelled_true.y >= 0
+    logits = vae.classifier(unlabelled_true.x[known], unlabelled_true.features[known])
+    oracle = torch.nn.functional.cross_entropy(logits, unlabelled_true.y[known], reduction="sum")
+    g_orc = flat(torch.autograd.grad(oracle, params))
+    vae.eval()
+
+    def cos(a, b):
+        return float(torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-30))
+
+    return {
+        "n_labelled": len(labelled), "n_unlabelled": len(unlabelled),
+        "grad_norm_labelled_aux": float(g_lab.norm()), "grad_norm_unlabelled_elbo": float(g_unl.norm()),
+        "ratio_unlabelled_to_labelled": float(g_unl.norm() / g_lab.norm().clamp_min(1e-30)),
+        "cos_labelled_oracle": cos(g_lab, g_orc), "cos_unlabelled_oracle": cos(g_unl, g_orc),
+        "cos_labelled_unlabelled": cos(g_lab, g_unl),
+    }
+
+
+def run_diagnostic(variant: dict, fraction: float, seed: int, pyro_settings: dict) -> list[dict]:
+    """Fit one variant; measure the gradients at initialization and at the selected weights."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from pyro_hea import PhaseModel, paper_split
+    from pyro_hea.model import ModelConfig
+    from pyro_hea.priors import make_prior
+    from pyro_hea.training import TrainConfig
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
+    warnings.filterwarnings("ignore", message="TraceEnum_ELBO found no sample sites")  # labelled-only control
+    df = _dataset()
+    split = paper_split(df, seed=seed, label_fraction=fraction)
+    settings = {**pyro_settings, **variant.get("overrides", {})}
+    settings.setdefault("seed", seed)
+    # the control without unlabelled rows trains on the labelled rows alone; the gradients
+    # are still measured against the full split's unlabelled rows
+    train_split = split.where(split != "unlabelled", "unused") if variant.get("labelled_only") else split
+    pz, py = make_prior("z", variant["prior_z"]), make_prior("y", variant["prior_y"])
+    mc, tc = ModelConfig(), TrainConfig()
+    for k, v in settings.items():
+        setattr(mc if hasattr(mc, k) else tc, k, v)
+    mc.__post_init__()
+    torch.manual_seed(tc.seed)
+    untrained = PhaseModel.build(df, train_split, mc, tc, pz, py)
+    rows = []
+    started = time.perf_counter()
+    model = PhaseModel.fit(df, train_split, prior_z=make_prior("z", variant["prior_z"]),
+                           prior_y=make_prior("y", variant["prior_y"]), progress=False, **settings)
+    seconds = time.perf_counter() - started
+    val = (split == "val").to_numpy()
+    val_m = _metrics(df["single_phase"][val].to_numpy(int), model.predict_proba(df[val]))
+    hist = model.trainer.state.history
+    curve = {"val_log_loss_first": hist["val_log_loss"][0], "val_log_loss_best": float(np.min(hist["val_log_loss"])),
+             "val_log_loss_last": hist["val_log_loss"][-1], "val_accuracy_last": hist["val_accuracy"][-1],
+             "steps_run": int(model.trainer.state.step)}
+    for when, m in (("init", untrained), ("trained", model)):
+        torch.manual_seed(0)
+        rows.append({"seed": seed, "variant": variant["name"], "when": when, "alpha": float(m.vae.config.alpha),
+                     "prior_z": variant["prior_z"], "prior_y": variant["prior_y"],
+                     "val_auc": val_m["auc"], "val_accuracy": val_m["accuracy"],
+                     "best_step": int(model.trainer.state.best_step), "fit_seconds": seconds, **curve,
+                     **gradient_diagnostics(m, df, split)})
+    return rows
+
+
+def diagnose(fraction: float, seeds, pyro_settings: dict, jobs: int, out: Path) -> pd.DataFrame:
+    """Gradient diagnostics for several alpha values and priors at one fraction, for each seed.
+
+    Only validation metrics are reported: this is a diagnosis, not a model selection on test.
+    """
+    from pyro_hea.model import ModelConfig
+
+    alpha = pyro_settings.get("alpha", ModelConfig().alpha)
+    sn, un = "standard-normal", "uniform"
+    variants = [
+        {"name": f"standard, alpha={alpha:g}", "prior_z": sn, "prior_y": un},
+        {"name": f"standard, alpha={3 * alpha:g}", "prior_z": sn, "prior_y": un, "overrides": {"alpha": 3.0 * alpha}},
+        {"name": f"standard, alpha={10 * alpha:g}", "prior_z": sn, "prior_y": un, "overrides": {"alpha": 10.0 * alpha}},
+        {"name": f"standard, alpha={100 * alpha:g}", "prior_z": sn, "prior_y": un, "overrides": {"alpha": 100.0 * alpha}},
+        {"name": f"expert-z, alpha={alpha:g}", "prior_z": "descriptor-aligned", "prior_y": un},
+        {"name": f"expert-y, alpha={alpha:g}", "prior_z": sn, "prior_y": "empirical-rules"},
+        {"name": f"labelled rows only, alpha={alpha:g}", "prior_z": sn, "prior_y": un, "labelled_only": True},
+    ]
+    tasks = [(v, fraction, seed, pyro_settings) for seed in seeds for v in variants]
+    results = list(_parallel(run_diagnostic, tasks, jobs)) if jobs > 1 else [run_diagnostic(*t) for t in tasks]
+    table = pd.DataFrame([r for rows in results for r in rows])
+    order = {v["name"]: i for i, v in enumerate(variants)}
+    table = table.sort_values(["seed", "variant", "when"],
+                              key=lambda c: c.map(order) if c.name == "variant" else c).reset_index(drop=True)
+    table.insert(0, "label_fraction", fraction)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6g")
+    return table
+
+
+# -------------------------------------------------------------------------- main
+def _log_invocation(cache_dir: Path, settings: dict, counts: dict, seconds: float, jobs: int) -> list[dict]:
+    """Append this invocation to ``invocations.jsonl`` (if it computed anything); return the
+    logged invocations with the same pyro-hea settings, for the wall time in the note."""
+    log = Path(cache_dir) / "invocations.jsonl"
+    if counts["computed"]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": seconds, "jobs": jobs,
+                 "pyro_settings": settings, **counts}
+        with open(log, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    if not log.is_file():
+        return [{"seconds": seconds}]
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    same = [e for e in entries if e.get("pyro_settings") == settings]
+    return same or [{"seconds": seconds}]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--steps", type=int, default=None, help="pyro-hea SVI steps (default 1500 unless --settings sets it)")
+    p.add_argument("--settings", default=None,
+                   help="JSON file of PhaseModel.fit overrides for pyro-hea, e.g. {\"steps\": 1500, \"latent_dim\": 8}")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="where the CSV, markdown and PNG go")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--diagnose", action="store_true",
+                   help="instead of the study: gradient diagnostics of the classifier head at the first fraction, per seed")
+    return p.parse_args(argv)
+
+
+def pyro_settings_from(args) -> dict:
+    """The explicit pyro-hea settings of a run: --settings file, then --steps, default steps 1500."""
+    settings = {}
+    if args.settings:
+        settings.update(json.loads(Path(args.settings).read_text()))
+    if args.steps is not None:
+        settings["steps"] = args.steps
+    settings.setdefault("steps", 1500)
+    return settings
+
+
+def main(argv=None) -> dict:
+    """Run the study (or the diagnostics) and write the outputs; returns a summary dict."""
+    args = parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit("--jobs must be at least 1")
+    settings = pyro_settings_from(args)
+    started = time.perf_counter()
+    if args.diagnose:
+        table = diagnose(args.fractions[0], args.seeds, settings, args.jobs,
+                         args.out_dir / "data_efficiency_gradients.csv")
+        print(table.to_string())
+        return {"diagnostics": table, "seconds": time.perf_counter() - started}
+    table, counts = run_study(args.methods, args.fractions, args.seeds, settings, args.cache_dir,
+                              jobs=args.jobs, progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    invocations = _log_invocation(args.cache_dir, settings, counts, seconds, args.jobs)
+    out = args.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    csv = to_csv_frame(table)
+    csv.to_csv(out / "data_efficiency.csv", index=False, float_format="%.6g")
+    pyro_rows = table[table.method.str.startswith("pyro-hea")]
+    fit_total = float(table["fit_seconds"].sum())
+    from pyro_hea.training import TrainConfig
+
+    meta = {
+        "pyro_settings": settings,
+        "select_on": settings.get("select_on", getattr(TrainConfig(), "select_on", "val_loss")),
+        "alpha": pyro_rows["details"].iloc[0]["alpha"] if len(pyro_rows) else None,
+        "latent_dim": pyro_rows["details"].iloc[0]["latent_dim"] if len(pyro_rows) else None,
+        "command": "python benchmarks/data_efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "wall_time": (f"{sum(i['seconds'] for i in invocations) / 60:.1f} min in total over the "
+                      f"{len(invocations)} invocation(s) that computed configurations with these pyro-hea settings "
+                      f"(this one: {seconds / 60:.1f} min, {counts['computed']} computed, {counts['cached']} from "
+                      f"the cache, --jobs {args.jobs}); the fits in the table add up to {fit_total / 60:.1f} min "
+                      "of worker time"),
+    }
+    md_path = out / "data_efficiency.md"
+    keep = ""
+    if md_path.is_file():
+        old = md_path.read_text()
+        if ANALYSIS_MARKER in old:
+            keep = old.split(ANALYSIS_MARKER, 1)[1].lstrip("\n")
+    md_path.write_text(markdown(table, meta, keep))
+    plot(table, out / "data_efficiency.png")
+    if not args.no_progress:
+        print(summary(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"{counts['computed']} computed, {counts['cached']} cached; {seconds:.0f} s; wrote {out}")
+    return {"table": table, "counts": counts, "seconds": seconds, **meta}
+
+
+if __name__ == "__main__":
+    main()

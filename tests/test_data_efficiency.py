@@ -1,0 +1,123 @@
+"""The data-efficiency benchmark: outputs, caching and resume on a tiny grid."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "data_efficiency.py"
+
+
+@pytest.fixture(scope="module")
+def de():
+    spec = importlib.util.spec_from_file_location("data_efficiency", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["data_efficiency"] = module  # worker processes unpickle its functions by name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("data_efficiency", None)
+
+
+def _argv(tmp_path, *extra, steps=4):
+    return ["--fractions", "0.05", "--seeds", "0", "--steps", str(steps), "--out-dir", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", *extra]
+
+
+def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
+    argv = _argv(tmp_path, "--methods", "pyro-hea/standard", "logistic-regression")
+    first = de.main(argv)
+    assert first["counts"] == {"configurations": 2, "cached": 0, "computed": 2}
+    out = tmp_path / "out"
+    csv = pd.read_csv(out / "data_efficiency.csv")
+    assert list(csv.columns[:5]) == ["method", "label_fraction", "seed", "test_auc", "test_accuracy"]
+    assert set(csv["method"]) == {"pyro-hea/standard", "logistic-regression"}
+    assert csv["test_auc"].between(0, 1).all() and csv["test_accuracy"].between(0, 1).all()
+    # identical split and label subset for every method
+    assert csv["n_labelled"].nunique() == 1 and csv["n_unlabelled"].nunique() == 1
+    pyro_row = csv[csv.method == "pyro-hea/standard"].iloc[0]
+    assert json.loads(pyro_row["settings"]) == {"steps": 4}
+    assert json.loads(pyro_row["details"])["steps_run"] == 4
+    md = (out / "data_efficiency.md").read_text()
+    assert "| pyro-hea/standard |" in md and '"steps": 4' in md
+    assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+    cached = sorted((tmp_path / "cache").rglob("f0.05_s0_*.json"))
+    assert len(cached) == 2
+
+    # a rerun computes nothing and reproduces the table
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    (out / "data_efficiency.md").write_text(md + "My analysis.\n")
+    second = de.main(argv)
+    assert second["counts"] == {"configurations": 2, "cached": 2, "computed": 0}
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
+    pd.testing.assert_frame_equal(pd.read_csv(out / "data_efficiency.csv"), csv)
+    assert (out / "data_efficiency.md").read_text().endswith("My analysis.\n")  # notes survive
+
+    # resume: only the missing configuration is run again
+    baseline_file = next(p for p in cached if "logistic" in str(p))
+    baseline_file.unlink()
+    third = de.main(argv)
+    assert third["counts"]["computed"] == 1 and baseline_file.is_file()
+
+    # other pyro-hea settings are other configurations; the baseline's cache still holds
+    fourth = de.main(_argv(tmp_path, "--methods", "pyro-hea/standard", "logistic-regression", steps=3))
+    assert fourth["counts"] == {"configurations": 2, "cached": 1, "computed": 1}
+
+
+def test_parallel_jobs_give_the_same_results(de, tmp_path):
+    argv = ["--fractions", "0.05", "0.1", "--seeds", "1", "--methods", "logistic-regression",
+            "--out-dir", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "ca"), "--no-progress"]
+    serial = de.main(argv)["table"]
+    argv_parallel = [a.replace("/a", "/b").replace("/ca", "/cb") for a in argv] + ["--jobs", "2"]
+    parallel = de.main(argv_parallel)["table"]
+    assert len(parallel) == 2
+    cols = ["method", "label_fraction", "seed", "test_auc", "test_accuracy", "n_labelled"]
+    pd.testing.assert_frame_equal(serial[cols], parallel[cols])
+
+
+def test_baselines_use_only_labelled_rows_and_tune_on_val(de, pei):
+    from pyro_hea import paper_split
+
+    split = paper_split(pei, seed=0, label_fraction=0.05)
+    result = de.fit_baseline("logistic-regression", pei, split, seed=0)
+    assert result["params"]["C"] in de.BASELINE_GRIDS["logistic-regression"]["C"]
+    # relabelling the hidden (unlabelled) rows changes nothing: they are not used
+    flipped = pei.copy()
+    hidden = (split == "unlabelled").to_numpy() & flipped["single_phase"].notna().to_numpy()
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    assert de.fit_baseline("logistic-regression", flipped, split, seed=0) == result
+
+
+def test_gradient_diagnostics_measure_the_classifier_terms(de, pei):
+    from pyro_hea import PhaseModel, paper_split
+
+    split = paper_split(pei, seed=0, label_fraction=0.05)
+    torch.manual_seed(0)
+    model = PhaseModel.build(pei, split)
+    d = de.gradient_diagnostics(model, pei, split, n_samples=2)
+    assert d["n_labelled"] == int((split == "labelled").sum())
+    assert d["grad_norm_labelled_aux"] > 0 and d["grad_norm_unlabelled_elbo"] > 0
+    # the labelled loss reaches the classifier only through alpha * cross-entropy
+    t = model.tensors(pei[(split == "labelled").to_numpy()])
+    params = list(model.vae.classifier.parameters())
+    ce = model.vae.config.alpha * torch.nn.functional.cross_entropy(
+        model.vae.classifier(t.x, t.features), t.y, reduction="sum")
+    norm = torch.cat([g.reshape(-1) for g in torch.autograd.grad(ce, params)]).norm()
+    assert d["grad_norm_labelled_aux"] == pytest.approx(float(norm), rel=1e-4)
+    for key in ("cos_labelled_oracle", "cos_unlabelled_oracle", "cos_labelled_unlabelled"):
+        assert -1.0 <= d[key] <= 1.0
+
+
+def test_cache_key_depends_on_settings_only_for_pyro_hea(de, tmp_path):
+    a = de.cache_path(tmp_path, "pyro-hea/standard", 0.05, 0, {"steps": 10})
+    b = de.cache_path(tmp_path, "pyro-hea/standard", 0.05, 0, {"steps": 20})
+    assert a != b
+    assert de.cache_path(tmp_path, "mlp", 0.05, 0, {"steps": 10}) == de.cache_path(tmp_path, "mlp", 0.05, 0, {"steps": 20})
+    assert de.cache_path(tmp_path, "pyro-hea/expert-y", 0.05, 0, {"steps": 10}) != a
+    assert np.isclose(float(a.name.split("_")[0][1:]), 0.05)

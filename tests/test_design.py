@@ -1,0 +1,317 @@
+"""Inverse design: design spaces, validity rules, novelty, the judge and the four workflows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pyro_hea import PhaseModel, load_dataset, paper_split
+from pyro_hea.composition import canonical_formula, to_vector
+from pyro_hea.descriptors import DESCRIPTOR_NAMES, featurize
+from pyro_hea.design import Designer, DesignError, format_summary
+from pyro_hea.design_space import (
+    CompositionRules,
+    DesignSpaceError,
+    check_validity,
+    equimolar_space,
+    formulas,
+    grid_space,
+    realize,
+)
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.judge import Judge
+from pyro_hea.novelty import DescriptorDomain, NoveltyIndex, composition_distance
+
+REQUIRED = ["formula", "p_model", "p_judge", "novelty_distance", "nearest_training_alloy", "valid", "novel"]
+
+
+@pytest.fixture(scope="session")
+def data():
+    df = load_dataset("pei2020")
+    return df, paper_split(df, seed=0)
+
+
+@pytest.fixture(scope="session")
+def model(data):
+    df, split = data
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # far faster than 2 contending threads on a small shared CPU
+    try:
+        return PhaseModel.fit(df, split, steps=40, latent_dim=2, seed=0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def designer(model, data):
+    df, split = data
+    return Designer(model, df, split)
+
+
+def brute_nearest(x, reference):
+    d = composition_distance(x[:, None, :], reference[None, :, :])
+    return d.min(axis=1), d.argmin(axis=1)
+
+
+# ------------------------------------------------------------------ design space
+def test_realize_gives_rounded_compositions_within_the_rules():
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.full(30, 0.3), size=500) * 100
+    rules = CompositionRules(min_percent=5, resolution=0.5, max_elements=6)
+    r = realize(x, rules)
+    assert np.allclose(r.sum(axis=1), 100.0)
+    assert np.allclose(r / 0.5, np.rint(r / 0.5))
+    assert ((r > 0).sum(axis=1) <= 6).all()
+    assert (r[r > 0] >= 4.5).all()  # at least min_percent before rounding, minus half a step of renormalisation
+    # the kept elements are the largest of each row
+    for row, out in zip(x[:50], r[:50]):
+        kept = np.flatnonzero(out > 0)
+        assert row[kept].min() >= np.sort(row)[-len(kept)]
+    assert check_validity(r, rules).all()
+
+
+def test_realize_keeps_the_largest_element_and_rejects_bad_input():
+    r = realize(np.array([[1.0, 1.0, 2.0]]), CompositionRules(min_percent=60))
+    assert r.tolist() == [[0.0, 0.0, 100.0]]
+    with pytest.raises(DesignSpaceError, match="negative"):
+        realize(np.array([[50.0, -1.0]]))
+    with pytest.raises(DesignSpaceError, match="all zero"):
+        realize(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"resolution": 0.3}, "resolution"), ({"min_percent": 100}, "min_percent"),
+    ({"min_elements": 5, "max_elements": 3}, "min_elements"),
+])
+def test_composition_rules_reject_bad_settings(kwargs, message):
+    with pytest.raises(PyroHeaError, match=message):
+        CompositionRules(**kwargs)
+
+
+def test_validity_rules():
+    rules = CompositionRules(min_elements=2, max_elements=3)
+    x = np.array([
+        [50.0, 50.0, 0, 0],        # valid
+        [100.0, 0, 0, 0],          # one element
+        [25.0, 25, 25, 25],        # four elements
+        [60.0, 50, -10, 0],        # negative entry
+        [40.0, 40, 0, 0],          # sums to 80
+        [np.nan, 50, 50, 0],       # not finite
+    ])
+    assert check_validity(x, rules).tolist() == [True, False, False, False, False, False]
+
+
+def test_equimolar_and_grid_spaces():
+    x, elements = equimolar_space(["Co", "Cr", "Fe", "Ni", "Mn"], 3)
+    assert len(x) == math.comb(5, 3) and elements == ("Co", "Cr", "Fe", "Ni", "Mn")
+    assert np.allclose(x[x > 0], 100 / 3) and ((x > 0).sum(axis=1) == 3).all()
+    g, _ = grid_space(["Co", "Cr", "Fe", "Ni"], 3, step=5, min_percent=10, max_percent=50)
+    assert np.allclose(g.sum(axis=1), 100) and ((g > 0).sum(axis=1) == 3).all()
+    assert g[g > 0].min() >= 10 and g.max() <= 50
+    assert len(np.unique(g, axis=0)) == len(g)
+    with pytest.raises(DesignSpaceError, match="unknown element"):
+        equimolar_space(["Co", "Xx"], 2)
+    with pytest.raises(DesignSpaceError, match="more than the limit"):
+        grid_space(k=6, step=1, min_percent=1, max_percent=100)
+
+
+def test_fast_formulas_are_canonical():
+    rng = np.random.default_rng(1)
+    vocab = ["Al", "Co", "Cr", "Fe", "Ni", "Ti", "Nb", "Mo"]
+    grid = realize(rng.dirichlet(np.ones(8), size=200) * 100, CompositionRules(resolution=0.1, min_percent=2))
+    off_grid = rng.dirichlet(np.ones(8), size=20) * 100
+    for x in (grid, off_grid):
+        assert formulas(x, vocab) == [canonical_formula(dict(zip(vocab, row / 100))) for row in x]
+
+
+# ----------------------------------------------------------------------- novelty
+def test_novelty_index_is_exact(data):
+    df, _ = data
+    vocab = sorted({el for c in df["composition"] for el in c})
+    reference = np.stack([to_vector(c, vocab) for c in df["composition"]])
+    index = NoveltyIndex(reference, df["formula"].tolist())
+    rng = np.random.default_rng(2)
+    x = realize(reference[rng.integers(0, len(reference), 300)] + rng.gamma(0.3, 8, (300, len(vocab))))
+    distance, names = index.query(x)
+    expected, _ = brute_nearest(x, reference)
+    assert np.allclose(distance, expected, atol=1e-3)
+    position = {f: i for i, f in enumerate(df["formula"])}
+    named = reference[[position[n] for n in names]]
+    assert np.allclose(composition_distance(x, named), expected, atol=1e-3)  # the name is a nearest alloy
+    # every training alloy is its own nearest neighbour, at distance 0
+    d0, n0 = index.query(reference[:50])
+    assert np.allclose(d0, 0, atol=1e-4) and n0 == df["formula"].iloc[:50].tolist()
+
+
+def test_descriptor_domain_flags_values_outside_the_training_range():
+    train = np.random.default_rng(3).normal(size=(100, 8))
+    domain = DescriptorDomain(train, margin=0.1)
+    probe = np.zeros((2, 8))
+    probe[1, DESCRIPTOR_NAMES.index("VEC")] = train[:, 3].max() + 0.2 * np.ptp(train[:, 3])
+    ok, why = domain.check(probe)
+    assert ok.tolist() == [True, False] and why[1] == "VEC above the training range"
+
+
+# ------------------------------------------------------------------------- judge
+def test_judge_fits_all_labelled_alloys_and_predicts_probabilities(data, designer):
+    df, _ = data
+    judge = designer.judge
+    assert judge.n_train == int(df["single_phase"].notna().sum())
+    p = judge.predict_proba(df[list(DESCRIPTOR_NAMES)].to_numpy()[:20])
+    assert p.shape == (20, 2) and np.allclose(p.sum(axis=1), 1)
+    with pytest.raises(PyroHeaError, match="descriptors"):
+        judge.predict_proba(np.zeros((3, 5)))
+
+
+def test_the_judge_is_never_used_to_generate(model, data, designer):
+    df, split = data
+    other_judge = Judge.fit(df.sample(frac=0.5, random_state=1), seed=1)
+    other = Designer(model, df, split, judge=other_judge)
+    a = designer.latent(n=300, seed=5, compare=False).table
+    b = other.latent(n=300, seed=5, compare=False).table
+    assert a["formula"].tolist() == b["formula"].tolist()
+    assert np.allclose(a["p_model"], b["p_model"]) and a["accepted"].tolist() == b["accepted"].tolist()
+    assert not np.allclose(a["p_judge"], b["p_judge"])
+
+
+# --------------------------------------------------------------------- screening
+def test_screen_scores_a_list_and_flags_alloys_outside_the_vocabulary(designer, model):
+    alloys = ["CoCrFeMnNi", "NbMoTaW", "CoCrFeNiB0.2", "Fe", "Al0.5CoCrFeNi"]
+    result = designer.screen(alloys)
+    t = result.table.set_index("input_index").sort_index()
+    assert set(REQUIRED) <= set(t.columns)
+    boron = t.loc[2]
+    assert not boron["scored"] and np.isnan(boron["p_model"]) and np.isnan(boron["p_judge"])
+    assert "['B']" in boron["flag"] and "vocabulary" in boron["flag"]
+    assert not t.loc[3, "valid"] and "invalid" in t.loc[3, "flag"]
+    scored = t[t["scored"]]
+    expected = model.predict_proba(scored["formula"].tolist())[:, 1]
+    assert np.allclose(scored["p_model"], expected, atol=1e-5)
+    # known alloys are found in the training data, at distance 0
+    assert t.loc[0, "nearest_training_alloy"] == canonical_formula("CoCrFeMnNi") and not t.loc[0, "novel"]
+    # sorted: valid, in-domain, scored rows first, by p_model
+    good = (result.table["scored"] & result.table["valid"] & result.table["in_domain"]).to_numpy()
+    assert not np.any(np.diff(good.astype(int)) > 0)
+    assert (np.diff(result.table.loc[good, "p_model"].to_numpy()) <= 0).all()
+    assert result.summary["flagged"] == int((~good).sum()) == 2
+    assert 0.0 <= t.loc[0, "uncertainty"] <= 1.0
+
+
+def test_screen_generated_spaces_and_domain_flags(designer, data):
+    palette = ["Co", "Cr", "Fe", "Ni", "Mn", "Nb", "W"]
+    result = designer.screen(palette=palette, k=4)
+    assert len(result.table) == math.comb(7, 4) and result.table["scored"].all()
+    assert result.table["formula"].nunique() == len(result.table)
+    grid = designer.screen(palette=["Co", "Cr", "Fe", "Ni"], k=4, grid_step=10, min_percent=10, max_percent=40)
+    assert np.allclose(grid.compositions.sum(axis=1), 100) and len(grid.table) > 10
+    # a palette element outside the vocabulary is flagged, not scored
+    oov = designer.screen(palette=["Co", "Cr", "Fe", "Cs"], k=3)
+    unscored = oov.table[~oov.table["scored"]]
+    assert len(unscored) == 3 and unscored["flag"].str.contains("Cs").all()
+    # descriptors outside the training range are flagged: a domain spanned by 3d alloys only
+    df, _ = data
+    cantor_like = df["composition"].map(lambda c: set(c) <= {"Co", "Cr", "Fe", "Ni", "Mn"})
+    narrow = Designer(designer.model, df, judge=designer.judge)
+    narrow.domain = DescriptorDomain(df.loc[cantor_like, list(DESCRIPTOR_NAMES)].to_numpy(), margin=0.0)
+    t = narrow.screen(["NbMoTaW", "CoCrFeNi"]).table.set_index("formula")
+    refractory = t.loc[canonical_formula("NbMoTaW")]
+    assert not refractory["in_domain"] and "training range" in refractory["flag"]
+    assert t.loc[canonical_formula("CoCrFeNi"), "in_domain"]
+
+
+# ---------------------------------------------------------------- latent design
+def test_latent_design_gives_valid_deduplicated_rescored_candidates(designer, model, data):
+    result = designer.latent(n=2000, target="single-phase", seed=0)
+    t = result.table
+    assert set(REQUIRED + ["z_1", "z_2", "accepted", "draws", "formula_contrast", "p_model_contrast"]) <= set(t.columns)
+    assert t["draws"].sum() == 2000 and t["formula"].is_unique
+    assert result.summary["generated"] == 2000 and result.summary["unique"] == len(t)
+    assert np.allclose(result.compositions.sum(axis=1), 100)
+    assert (check_validity(result.compositions) == t["valid"].to_numpy()).all()
+    # re-featurized and re-classified: p_model is the model's q(y=1 | x) of the realized alloy
+    sample = t.sample(50, random_state=0)
+    assert np.allclose(sample["p_model"], model.predict_proba(sample["formula"].tolist())[:, 1], atol=1e-5)
+    raw = featurize(result.compositions[sample.index], designer.vocabulary)
+    assert np.allclose(sample["p_judge"], designer.judge.predict_proba(raw)[:, 1])
+    # accepted = valid, scored, and classified as the target by the model
+    assert (t["accepted"] == (t["valid"] & t["scored"] & (t["p_model"] >= 0.5))).all()
+    assert result.summary["candidates"] == int(t["accepted"].sum())
+    # novelty against the data set, checked by brute force
+    df, _ = data
+    reference = model.tensors(df).x.numpy()
+    d, _ = brute_nearest(result.compositions[sample.index], reference)
+    assert np.allclose(sample["novelty_distance"], d, atol=1e-3)
+    assert (sample["novel"] == (sample["novelty_distance"] > designer.novelty_threshold)).all()
+    # the same z decoded with the other class
+    z = t[["z_1", "z_2"]].to_numpy()
+    other = designer.decode(z[:20], "multi-phase")
+    assert formulas(other, designer.vocabulary) == t["formula_contrast"].iloc[:20].tolist()
+    assert "candidates per second" in format_summary(result.summary)
+
+
+def test_excluded_elements_never_appear_in_decoded_alloys(model, data, designer):
+    df, split = data
+    plain = designer.latent(n=500, seed=0, compare=False).composition_frame()
+    common = plain.columns[plain.gt(0).mean().argsort()[::-1][:3]].tolist()  # the three most used elements
+    strict = Designer(model, df, split, judge=designer.judge, rules=CompositionRules(exclude=tuple(common)))
+    result = strict.latent(n=500, seed=0)
+    for el in common:
+        column = designer.vocabulary.index(el)
+        assert (result.compositions[:, column] == 0).all() and (result.contrast[:, column] == 0).all()
+    with pytest.raises(PyroHeaError, match="unknown element"):
+        CompositionRules(exclude=("Qq",))
+
+
+def test_latent_design_is_reproducible_with_a_seed(designer):
+    a = designer.latent(n=500, seed=3).table
+    b = designer.latent(n=500, seed=3).table
+    c = designer.latent(n=500, seed=4).table
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["z_1"].to_numpy()[:10], c["z_1"].to_numpy()[:10])
+
+
+def test_latent_sources_and_bad_settings(designer):
+    post = designer.latent(n=300, source="posterior", family="refractory", seed=0, compare=False)
+    assert post.summary["source"] == "posterior (refractory)" and len(post.table) > 0
+    with pytest.raises(DesignError, match="N\\(0, I\\)"):
+        designer.sample_z(10, source="prior", family="refractory")
+    with pytest.raises(DesignError, match="unknown family"):
+        designer.sample_z(10, source="posterior", family="noble")
+    with pytest.raises(DesignError, match="unknown class"):
+        designer.latent(n=10, target="bcc")
+    with pytest.raises(DesignError, match="accept"):
+        designer.latent(n=10, accept=1.5)
+    with pytest.raises(DesignError, match="positive"):
+        designer.latent(n=0)
+
+
+# ------------------------------------------------------------ inversion and path
+def test_iterative_inversion_returns_a_trajectory(designer, model):
+    result = designer.invert("Al2CoCrFeNi", target="single-phase", threshold=1.0, max_steps=4)
+    t = result.table
+    assert t["step"].tolist() == list(range(len(t))) and 2 <= len(t) <= 5
+    assert t["formula"].iloc[0] == canonical_formula("Al2CoCrFeNi")
+    assert np.allclose(t["p_model"], model.predict_proba(t["formula"].tolist())[:, 1], atol=1e-5)
+    assert result.summary["stopped"] in ("step budget", "fixed point (the composition stopped changing)")
+    assert (t["valid"] == check_validity(result.compositions)).all() and {"z_1", "z_2"} <= set(t.columns)
+    # the start already passes a low threshold: the trajectory is the start alone
+    short = designer.invert("Al2CoCrFeNi", threshold=1e-9)
+    assert len(short.table) == 1 and short.summary["stopped"] == "threshold reached"
+    with pytest.raises(DesignError, match="outside the model's vocabulary"):
+        designer.invert("CoCrFeNiB")
+
+
+def test_interpolation_walks_a_straight_line_in_z(designer):
+    result = designer.interpolate("NbMoTaW", "CoCrFeMnNi", steps=5)
+    t = result.table
+    assert len(t) == 5 and np.allclose(t["t"], np.linspace(0, 1, 5))
+    z = t[["z_1", "z_2"]].to_numpy()
+    assert np.allclose(z[2], (z[0] + z[4]) / 2, atol=1e-5)
+    frame = result.composition_frame()
+    assert np.allclose(frame.sum(axis=1), 100) and set(frame.columns) <= set(designer.vocabulary)
+    with pytest.raises(DesignError, match="at least 2"):
+        designer.interpolate("NbMoTaW", "CoCrFeMnNi", steps=1)
