@@ -100,6 +100,8 @@ class PhaseModel:
             raise PyroHeaError("the split has no training rows ('labelled' or 'unlabelled')")
         scaler = DescriptorScaler.fit(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
         vae = PhaseVAE(element_vocabulary(df), model_config or ModelConfig(), prior_z, prior_y)
+        train_features = scaler.transform(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
+        vae.fit_feature_bins(torch.as_tensor(train_features, dtype=torch.float32))
         return cls(vae, scaler, Trainer(vae, train_config or TrainConfig()), metadata)
 
     @classmethod
@@ -186,6 +188,8 @@ class PhaseModel:
             raise PyroHeaError("no labelled alloy to evaluate on")
         out = classification_metrics(t.y.numpy(), self.vae.predict_proba(t).numpy())
         out.update(reconstruction_metrics(t.x.numpy(), self.vae.reconstruct(t).numpy()))
+        amortized = reconstruction_metrics(t.x.numpy(), self.vae.reconstruct(t, refine_steps=0).numpy())
+        out.update({f"{key}_amortized": value for key, value in amortized.items()})
         # A one-draw Monte Carlo estimate: drawn from a fixed seed in a forked RNG, so the same
         # model always reports the same number and the caller's random stream is left alone.
         with torch.random.fork_rng(devices=[]):

@@ -8,6 +8,10 @@ Generative model, for each alloy n with composition :math:`x_n` in at.%:
     y_n &\sim p(y \mid \text{alloy}_n)                        &&\text{phase prior over K classes}\\
     x_n &\sim \text{Multinomial}\big(100,\ \text{softmax}(\text{decoder}(z_n, y_n))\big)
 
+with the default linear decoder :math:`\text{decoder}(z, y) = W_z z + W_y\,\text{onehot}(y) + b`
+(multinomial logistic PCA conditioned on the phase; ``decoder="mlp"`` gives
+the published MLP on :math:`[z, y]`).
+
 Recognition model (guide):
 
 .. math::
@@ -23,9 +27,10 @@ where :math:`f(x)` are the 8 standardized physics descriptors.
   the K classes, ``TraceEnum_ELBO``), so the ELBO sums
   :math:`q(y \mid x)\,[\ldots]` over y instead of sampling it.
 
-The at.% composition is not an integer count; the Multinomial log-density
-is evaluated as a continuous relaxation (``validate_args=False``), which is
-100 times the cross-entropy between the composition and the decoder's
+The composition enters as :math:`N` atoms, counts :math:`x_n N / 100` with
+:math:`N` = ``total_count``. They are not integers; the Multinomial
+log-density is evaluated as a continuous relaxation (``validate_args=False``),
+which is :math:`N` times the cross-entropy between the composition and the decoder's
 element probabilities, plus a term that does not depend on the parameters.
 
 "Disentangled" means y is an explicit, supervised latent kept apart from z:
@@ -45,11 +50,13 @@ from torch import nn
 
 from .descriptors import DESCRIPTOR_NAMES
 from .errors import PyroHeaError
-from .networks import CompositionDecoder, LatentEncoder, PhaseClassifier
+from .networks import CompositionDecoder, LatentEncoder, LinearCompositionDecoder, PhaseClassifier
 from .priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
 from .tensors import AlloyTensors
 
 __all__ = ["ModelConfig", "PhaseVAE"]
+
+DECODERS = {"linear": LinearCompositionDecoder, "mlp": CompositionDecoder}
 
 
 @dataclass
@@ -66,18 +73,30 @@ class ModelConfig:
         Hidden layer widths of every network (published: 100, 100).
     alpha : float
         Weight of the auxiliary classification loss on labelled alloys.
-    total_count : float
-        Multinomial total count: 100 for compositions in at.%.
+    total_count : int
+        N, the number of atoms an alloy's composition counts as in the
+        Multinomial likelihood: the weight of reconstruction against the
+        KL terms (100 treats at.% as counts).
     classifier_uses_composition : bool
         Feed q(y|x) the composition as well as the descriptors.
+    classifier_bins : int
+        Bins of the piecewise-linear encoding of each descriptor in q(y|x)
+        (0: the raw standardized descriptors only). Edges are set to
+        quantiles of the training descriptors by :meth:`PhaseVAE.fit_feature_bins`.
+    decoder : {"linear", "mlp"}
+        ``"linear"``: element logits linear in (z, y), which reconstructs
+        element combinations never seen in training; ``"mlp"``: the
+        published MLP decoder.
     """
 
     n_classes: int = 2
-    latent_dim: int = 2
+    latent_dim: int = 16
     hidden: list[int] = field(default_factory=lambda: [100, 100])
     alpha: float = 20.0
-    total_count: int = 100
+    total_count: int = 1000
     classifier_uses_composition: bool = False
+    classifier_bins: int = 8
+    decoder: str = "linear"
 
     def __post_init__(self):
         if self.n_classes < 2:
@@ -86,6 +105,12 @@ class ModelConfig:
             raise PyroHeaError(f"latent_dim must be at least 1, got {self.latent_dim}")
         if self.alpha < 0:
             raise PyroHeaError(f"alpha must be non-negative, got {self.alpha}")
+        if self.total_count < 1:
+            raise PyroHeaError(f"total_count must be a positive number of atoms, got {self.total_count}")
+        if self.classifier_bins < 0:
+            raise PyroHeaError(f"classifier_bins must be 0 or more, got {self.classifier_bins}")
+        if self.decoder not in DECODERS:
+            raise PyroHeaError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
         self.hidden = [int(h) for h in self.hidden]
 
     def to_dict(self) -> dict:
@@ -109,8 +134,8 @@ class PhaseVAE(nn.Module):
     Examples
     --------
     >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2))
-    >>> vae.classifier.net[0].in_features
-    8
+    >>> vae.classifier.net[0].in_features  # 8 descriptors, each also over 8 bins
+    72
     """
 
     def __init__(self, vocabulary: Sequence[str], config: ModelConfig | None = None,
@@ -125,8 +150,9 @@ class PhaseVAE(nn.Module):
             raise PyroHeaError("prior_z must be a LatentPrior and prior_y a PhasePrior (see pyro_hea.priors)")
         self.prior_z.bind(self.vocabulary, c.n_classes, c.latent_dim)
         self.prior_y.bind(self.vocabulary, c.n_classes, c.latent_dim)
-        self.decoder = CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden)
-        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.hidden, c.classifier_uses_composition)
+        self.decoder = DECODERS[c.decoder](c.latent_dim, c.n_classes, n_el, c.hidden)
+        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.hidden, c.classifier_uses_composition,
+                                          c.classifier_bins)
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden)
 
     # ----------------------------------------------------------------- model
@@ -144,7 +170,7 @@ class PhaseVAE(nn.Module):
                 pyro.sample(
                     f"x_{part}",
                     dist.Multinomial(int(self.config.total_count), logits=logits, validate_args=False),
-                    obs=alloys.x,
+                    obs=alloys.x * (self.config.total_count / 100.0),
                 )
 
     # ----------------------------------------------------------------- guide
@@ -201,9 +227,79 @@ class PhaseVAE(nn.Module):
         y = torch.as_tensor(y, dtype=torch.long).expand(z.shape[:-1])
         return 100.0 * torch.softmax(self.decoder(z, self.one_hot(y)), dim=-1)
 
+    def fit_feature_bins(self, features: torch.Tensor) -> None:
+        """Place the classifier's descriptor bins at quantiles of the training ``features`` (standardized).
+
+        Examples
+        --------
+        >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_bins=4))
+        >>> vae.fit_feature_bins(torch.randn(100, 8))
+        >>> vae.classifier.encoding.edges.shape
+        torch.Size([8, 5])
+        """
+        if self.classifier.encoding is not None:
+            self.classifier.encoding.fit_edges(torch.as_tensor(features, dtype=torch.float32))
+
+    def posterior_mode(self, alloys: AlloyTensors, y: torch.Tensor | None = None, steps: int = 50) -> torch.Tensor:
+        """The mode of p(z | x, y): maximize log p(x | z, y) + log p(z) from q(z | x, y)'s mean.
+
+        The amortized encoder is a fast first guess; on element combinations
+        it never saw in training its mean can be far from the best z. A few
+        L-BFGS iterations per batch (all alloys at once; the objective is a
+        sum over alloys) close that "amortization gap". With the linear
+        decoder and a Gaussian prior the objective is concave in z, so the
+        mode is unique. ``steps=0`` returns the encoder's mean.
+
+        Returns
+        -------
+        Tensor (n, latent_dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyro_hea.splits import DescriptorScaler
+        >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=3))
+        >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
+        ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
+        >>> vae.posterior_mode(a, steps=5).shape
+        torch.Size([1, 3])
+        """
+        if y is None:
+            y = self.predict_proba(alloys).argmax(-1)
+        with torch.no_grad():
+            loc, _ = self.encoder(alloys.x, alloys.features, self.one_hot(y))
+            prior = self.prior_z(alloys)
+        if steps <= 0 or len(alloys) == 0:
+            return loc
+        z = loc.clone().requires_grad_(True)
+        y_onehot = self.one_hot(y)
+        total = float(self.config.total_count)
+        weights = [p.requires_grad for p in self.parameters()]
+        for p in self.parameters():
+            p.requires_grad_(False)
+        try:
+            optimizer = torch.optim.LBFGS([z], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+            def closure():
+                optimizer.zero_grad()
+                log_px = (alloys.x * torch.log_softmax(self.decoder(z, y_onehot), -1)).sum() * (total / 100.0)
+                loss = -(log_px + prior.log_prob(z).sum())
+                loss.backward()
+                return loss
+
+            with torch.enable_grad():
+                optimizer.step(closure)
+        finally:
+            for p, flag in zip(self.parameters(), weights):
+                p.requires_grad_(flag)
+        return z.detach()
+
     @torch.no_grad()
-    def reconstruct(self, alloys: AlloyTensors) -> torch.Tensor:
-        """Decode the posterior mean of z at the predicted class (labels not used)."""
+    def reconstruct(self, alloys: AlloyTensors, refine_steps: int = 50) -> torch.Tensor:
+        """Decode the posterior mode of z at the predicted class (labels not used), in at.%.
+
+        ``refine_steps=0`` decodes the encoder's mean instead (the purely
+        amortized reconstruction). See :meth:`posterior_mode`.
+        """
         y = self.predict_proba(alloys).argmax(-1)
-        loc, _ = self.encoder(alloys.x, alloys.features, self.one_hot(y))
-        return self.decode(loc, y)
+        return self.decode(self.posterior_mode(alloys, y, refine_steps), y)

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLP", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "broadcast_cat"]
+__all__ = [
+    "MLP", "PiecewiseLinearEncoding", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
+    "broadcast_cat", "log_fractions",
+]
+
+#: Floor added to atomic fractions before taking logs (0.1 at.%).
+LOG_FLOOR = 1e-3
 
 
 def broadcast_cat(*tensors: torch.Tensor) -> torch.Tensor:
@@ -25,6 +31,17 @@ def broadcast_cat(*tensors: torch.Tensor) -> torch.Tensor:
     """
     shape = torch.broadcast_shapes(*(t.shape[:-1] for t in tensors))
     return torch.cat([t.expand(*shape, t.shape[-1]) for t in tensors], dim=-1)
+
+
+def log_fractions(x: torch.Tensor) -> torch.Tensor:
+    """``log(x / 100 + 0.001)``: compositions in at.% on the scale the decoder's logits live on.
+
+    Examples
+    --------
+    >>> log_fractions(torch.tensor([[100.0, 0.0]])).round(decimals=2)
+    tensor([[ 0.0000, -6.9100]])
+    """
+    return torch.log(x / 100.0 + LOG_FLOOR)
 
 
 class MLP(nn.Sequential):
@@ -45,41 +62,130 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+class PiecewiseLinearEncoding(nn.Module):
+    """Each descriptor as itself plus its piecewise-linear encoding over ``n_bins`` bins.
+
+    Bin t of feature j reads ``clip((f_j - e_{t-1}) / (e_t - e_{t-1}), 0, 1)``:
+    0 below the bin, 1 above it, linear inside. An MLP on this encoding can
+    place sharp thresholds where the data are dense, as the empirical
+    phase-formation rules do (delta <= 6.6 %, VEC >= 8), which a Softplus MLP
+    on the raw values learns only slowly (Gorishniy, Rubachev and Babenko,
+    NeurIPS 2022). The edges are a buffer: uniform over [-2.5, 2.5] until
+    :meth:`fit_edges` sets them to quantiles of the training features, and
+    they are saved with the weights.
+
+    Examples
+    --------
+    >>> enc = PiecewiseLinearEncoding(n_features=2, n_bins=4)
+    >>> enc(torch.zeros(3, 2)).shape
+    torch.Size([3, 10])
+    """
+
+    def __init__(self, n_features: int, n_bins: int):
+        super().__init__()
+        self.n_features, self.n_bins = n_features, n_bins
+        self.register_buffer("edges", torch.linspace(-2.5, 2.5, n_bins + 1).repeat(n_features, 1))
+
+    @property
+    def n_out(self) -> int:
+        return self.n_features * (1 + self.n_bins)
+
+    @torch.no_grad()
+    def fit_edges(self, features: torch.Tensor) -> None:
+        """Set the edges to the 0, 1/T, ..., 1 quantiles of ``features`` (n, n_features)."""
+        if features.ndim != 2 or features.shape[1] != self.n_features or len(features) < 2:
+            raise ValueError(f"fit_edges needs an (n >= 2, {self.n_features}) tensor, got {tuple(features.shape)}")
+        levels = torch.linspace(0.0, 1.0, self.n_bins + 1, dtype=features.dtype)
+        self.edges.copy_(torch.quantile(features, levels, dim=0).T)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.edges[:, :-1], self.edges[:, 1:]
+        width = (hi - lo).clamp_min(1e-3)  # repeated quantiles (discrete values) become steps
+        bins = ((f[..., None] - lo) / width).clamp(0.0, 1.0)
+        return torch.cat([f, bins.flatten(-2)], dim=-1)
+
+
 class PhaseClassifier(nn.Module):
     """q(y | x): logits over K phase classes from the standardized descriptors.
 
-    With ``use_composition`` the at.% composition (scaled to fractions) is
-    appended to the descriptors.
+    With ``n_bins > 0`` the descriptors are first expanded by a
+    :class:`PiecewiseLinearEncoding`; with ``use_composition`` the at.%
+    composition (scaled to fractions) is appended.
+
+    Examples
+    --------
+    >>> PhaseClassifier(8, 55, 2, [100, 100], n_bins=8)(torch.zeros(3, 55), torch.zeros(3, 8)).shape
+    torch.Size([3, 2])
     """
 
     def __init__(self, n_descriptors: int, n_elements: int, n_classes: int, hidden: Sequence[int],
-                 use_composition: bool = False):
+                 use_composition: bool = False, n_bins: int = 0):
         super().__init__()
         self.use_composition = use_composition
-        n_in = n_descriptors + (n_elements if use_composition else 0)
+        self.encoding = PiecewiseLinearEncoding(n_descriptors, n_bins) if n_bins > 0 else None
+        n_in = (self.encoding.n_out if self.encoding is not None else n_descriptors)
+        n_in += n_elements if use_composition else 0
         self.net = MLP(n_in, hidden, n_classes)
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        inputs = broadcast_cat(features, x / 100.0) if self.use_composition else features
+        inputs = self.encoding(features) if self.encoding is not None else features
+        if self.use_composition:
+            inputs = broadcast_cat(inputs, x / 100.0)
         return self.net(inputs)
 
 
 class LatentEncoder(nn.Module):
-    """q(z | x, y): loc and scale of a diagonal Gaussian from composition, descriptors and y."""
+    """q(z | x, y): loc and scale of a diagonal Gaussian from composition, descriptors and y.
+
+    The composition enters twice: as fractions and as :func:`log_fractions`,
+    the scale on which a softmax decoder's logits live (measured to help
+    held-out reconstruction).
+    """
 
     def __init__(self, n_elements: int, n_descriptors: int, n_classes: int, latent_dim: int,
                  hidden: Sequence[int]):
         super().__init__()
-        self.net = MLP(n_elements + n_descriptors + n_classes, hidden, 2 * latent_dim)
+        self.net = MLP(2 * n_elements + n_descriptors + n_classes, hidden, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor, features: torch.Tensor, y_onehot: torch.Tensor):
-        out = self.net(broadcast_cat(x / 100.0, features, y_onehot))
+        out = self.net(broadcast_cat(x / 100.0, log_fractions(x), features, y_onehot))
         loc, raw_scale = out.chunk(2, dim=-1)
         return loc, nn.functional.softplus(raw_scale) + 1e-3
 
 
+class LinearCompositionDecoder(nn.Module):
+    """p(x | z, y): element logits ``W_z z + W_y y + b``, linear in z and y.
+
+    A softmax of a linear map is multinomial logistic PCA conditioned on the
+    phase: each element has a loading vector (a row of ``W_z``), y shifts
+    every element's log-probability by a per-class amount (``W_y``), and any
+    sparse alloy is reachable at some z once the latent is wide enough.
+    Because nothing in it is tied to the element combinations seen in
+    training, it reconstructs unseen combinations (see ``docs/model.md``).
+
+    Examples
+    --------
+    >>> LinearCompositionDecoder(16, 2, 55)(torch.zeros(3, 16), torch.eye(2)[[0, 1, 1]]).shape
+    torch.Size([3, 55])
+    """
+
+    def __init__(self, latent_dim: int, n_classes: int, n_elements: int, hidden: Sequence[int] = ()):
+        super().__init__()
+        self.latent = nn.Linear(latent_dim, n_elements)
+        self.phase = nn.Linear(n_classes, n_elements, bias=False)
+
+    def forward(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
+        return self.latent(z) + self.phase(y_onehot)
+
+
 class CompositionDecoder(nn.Module):
-    """p(x | z, y): logits of the element probabilities of a composition."""
+    """p(x | z, y): logits of the element probabilities from an MLP on [z, y] (the published decoder).
+
+    Examples
+    --------
+    >>> CompositionDecoder(2, 2, 55, [100, 100])(torch.zeros(3, 2), torch.eye(2)[[0, 1, 1]]).shape
+    torch.Size([3, 55])
+    """
 
     def __init__(self, latent_dim: int, n_classes: int, n_elements: int, hidden: Sequence[int]):
         super().__init__()

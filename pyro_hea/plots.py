@@ -21,8 +21,13 @@ def save_figure(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int | None = None) -> None:
+def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int | None = None,
+                        best_elbo_step: int | None = None) -> None:
     """Training and validation loss per alloy, and validation accuracy, against the SVI step.
+
+    ``best_step`` marks the step the classifier (or the whole model) was kept
+    from; ``best_elbo_step`` the step the encoder, decoder and priors were
+    kept from under per-network selection.
 
     Examples
     --------
@@ -43,11 +48,15 @@ def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int |
     ax2.set_xlabel("SVI step")
     ax2.set_ylabel("accuracy / log-loss")
     ax2.set_ylim(0, max(1.0, float(np.nanmax(history.get("val_log_loss", [1.0]) or [1.0]))))
-    ax2.legend()
     for ax in (ax1, ax2):
         if best_step:
-            ax.axvline(best_step, color="grey", ls="--", lw=1, label="selected on validation")
+            ax.axvline(best_step, color="grey", ls="--", lw=1, label="classifier kept (validation log-loss)"
+                       if best_elbo_step else "selected on validation")
+        if best_elbo_step:
+            ax.axvline(best_elbo_step, color="black", ls=":", lw=1,
+                       label="encoder and decoder kept (validation ELBO)")
         ax.grid(alpha=0.3)
-    ax1.legend()
+    ax2.legend(fontsize=8)
+    ax1.legend(fontsize=8)
     fig.suptitle("pyro-hea training")
     save_figure(fig, path)

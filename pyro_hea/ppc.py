@@ -551,8 +551,10 @@ def plot_latent_space(idata, path: str | os.PathLike | None = None):
     """Posterior means of z, coloured by phase, by number of elements and by alloy family.
 
     The marker shows the split (labelled, unlabelled, val, test). With more
-    than two latent axes the first two are plotted, as the axis labels say;
-    a one-dimensional latent is plotted against a small vertical jitter.
+    than two latent axes the means are projected on their first two
+    principal components (the axis labels give the share of variance each
+    explains); a one-dimensional latent is plotted against a small vertical
+    jitter.
     """
     import seaborn as sns
 
@@ -561,6 +563,16 @@ def plot_latent_space(idata, path: str | os.PathLike | None = None):
     d = z.shape[1]
     class_names = [str(c) for c in idata.constant_data["phase"].to_numpy()]
     labels["phase"] = [class_names[y] if y >= 0 else "no label" for y in labels["observed"]]
+    if d > 2:
+        centred = z - z.mean(axis=0)
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+        share = sv**2 / np.sum(sv**2)
+        z = centred @ vt[:2].T
+        axis_names = [f"principal component {i + 1} of E[z | x] ({100 * share[i]:.0f}% of variance, "
+                      f"{d} latent axes)" for i in range(2)]
+    else:
+        axis_names = ["posterior mean of z, axis 1",
+                      "jitter (the latent is 1-D)" if d == 1 else "posterior mean of z, axis 2"]
     labels["z1"] = z[:, 0]
     labels["z2"] = z[:, 1] if d > 1 else np.random.default_rng(0).uniform(-0.1, 0.1, len(z))
     labels["elements"] = labels["group"]
@@ -600,9 +612,8 @@ def plot_latent_space(idata, path: str | os.PathLike | None = None):
         ax.set_title(f"coloured by {title}")
         ax.legend(fontsize=7, loc="best", markerscale=0.9, framealpha=0.85)
         ax.grid(alpha=0.3)
-        suffix = f" (first 2 of {d} latent axes)" if d > 2 else ""
-        ax.set_xlabel(f"posterior mean of z, axis 1{suffix}")
-        ax.set_ylabel("jitter (the latent is 1-D)" if d == 1 else f"posterior mean of z, axis 2{suffix}")
+        ax.set_xlabel(axis_names[0])
+        ax.set_ylabel(axis_names[1])
     fig.suptitle("Latent space: E[z | x] per alloy; marker = split")
     fig.tight_layout()
     return _finish(fig, path)

@@ -112,6 +112,19 @@ def test_four_classes_shipped_priors_and_force(tmp_path, capsys):
     assert isinstance(load_run(out).model.vae.prior_z, DescriptorAligned)
 
 
+def test_the_generative_configuration_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "gen"
+    status, _, err = _run(capsys, "train", "--out", out, "--epochs", "3", "--latent-dim", "2", "--decoder", "mlp",
+                          "--total-count", "100", "--quiet")
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert (config["decoder"], config["total_count"], config["latent_dim"]) == ("mlp", 100, 2)
+    model = load_run(out).model
+    assert model.vae.decoder.net[0].in_features == 2 + 2
+    status, _, err = _run(capsys, "train", "--out", tmp_path / "bad", "--epochs", "3", "--total-count", "0", "--quiet")
+    assert status == 2 and "total_count" in err and "Traceback" not in err
+
+
 def test_unknown_prior_is_an_argparse_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--out", str(tmp_path / "x"), "--prior-z", "gamma"])

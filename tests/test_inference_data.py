@@ -78,7 +78,7 @@ def test_coords_are_real_names(idata, data, model):
     assert {"Fe", "Ni", "Co", "Cr"} <= set(idata.constant_data["element"].values)
     assert list(idata.constant_data["descriptor"].values) == list(DESCRIPTOR_NAMES)
     assert list(idata.guide["phase"].values) == ["multi-phase", "single-phase"]
-    assert list(post["latent_dim"].values) == [0, 1]
+    assert list(post["latent_dim"].values) == list(range(model.vae.config.latent_dim))
     obs = idata.observed_data
     known = df["single_phase"].notna().to_numpy()
     assert list(obs["labelled_alloy"].values) == df["formula"][known].tolist()

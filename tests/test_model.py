@@ -47,10 +47,12 @@ def _untrained(sub, k: int, alpha: float = 20.0, latent_dim: int = 3):
     return model.vae, labelled, unlabelled
 
 
-def _log_multinomial(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """log Multinomial(x | sum x, softmax(logits)), continuous in x, written out by hand."""
-    return (torch.lgamma(x.sum(-1) + 1) - torch.lgamma(x + 1).sum(-1)
-            + (x * torch.log_softmax(logits, -1)).sum(-1))
+def _log_multinomial(x: torch.Tensor, logits: torch.Tensor, total: float) -> torch.Tensor:
+    """log Multinomial(counts | total, softmax(logits)) with counts = x * total / 100 (x in at.%),
+    continuous in the counts, written out by hand."""
+    counts = x * total / 100.0
+    return (torch.lgamma(counts.sum(-1) + 1) - torch.lgamma(counts + 1).sum(-1)
+            + (counts * torch.log_softmax(logits, -1)).sum(-1))
 
 
 def _sample_sites(trace) -> dict:
@@ -114,7 +116,7 @@ def test_labelled_loss_is_minus_elbo_plus_alpha_times_cross_entropy(sub, k):
         z = poutine.trace(vae.guide).get_trace(labelled, None).nodes["z_labelled"]["value"]
         onehot = vae.one_hot(labelled.y)
         loc, scale = vae.encoder(labelled.x, labelled.features, onehot)
-        elbo = (_log_multinomial(labelled.x, vae.decoder(z, onehot))
+        elbo = (_log_multinomial(labelled.x, vae.decoder(z, onehot), vae.config.total_count)
                 + dist.Normal(0.0, 1.0).log_prob(z).sum(-1)
                 - math.log(k)  # uniform p(y)
                 - dist.Normal(loc, scale).log_prob(z).sum(-1)).sum()
@@ -161,7 +163,7 @@ def test_unlabelled_loss_is_the_exact_sum_over_classes(sub, k):
         ys = torch.arange(k)[:, None].expand(k, N_UNL)
         loc, scale = vae.encoder(unlabelled.x, unlabelled.features, vae.one_hot(ys))
         log_q_y = torch.log_softmax(vae.classifier(unlabelled.x, unlabelled.features), -1).T  # (K, n)
-        inner = (_log_multinomial(unlabelled.x, vae.decoder(z, vae.one_hot(ys)))
+        inner = (_log_multinomial(unlabelled.x, vae.decoder(z, vae.one_hot(ys)), vae.config.total_count)
                  + dist.Normal(0.0, 1.0).log_prob(z).sum(-1) - math.log(k)
                  - dist.Normal(loc, scale).log_prob(z).sum(-1) - log_q_y)
         elbo = (log_q_y.exp() * inner).sum()  # sum_y q(y|x) [log p(x,y,z) - log q(y,z|x)]
@@ -251,7 +253,7 @@ def test_decoder_outputs_compositions_and_depends_on_y(fitted):
     assert vae.reconstruct(t).shape == (2, len(model.vocabulary))
 
 
-@pytest.mark.parametrize("bad", [{"n_classes": 1}, {"latent_dim": 0}, {"alpha": -1.0}])
+@pytest.mark.parametrize("bad", [{"n_classes": 1}, {"latent_dim": 0}, {"alpha": -1.0}, {"decoder": "transformer"}])
 def test_model_config_rejects_bad_settings(bad):
     with pytest.raises(PyroHeaError, match=next(iter(bad))):
         ModelConfig(**bad)
@@ -260,3 +262,69 @@ def test_model_config_rejects_bad_settings(bad):
 def test_model_rejects_a_prior_that_is_not_a_prior_module():
     with pytest.raises(PyroHeaError, match="LatentPrior"):
         PhaseVAE(["Fe", "Ni"], prior_z=torch.nn.Linear(2, 2))
+
+
+# --------------------------------------------------------------------------- decoders
+def test_linear_decoder_logits_are_affine_in_z_and_shift_with_y():
+    vae = PhaseVAE(["Al", "Co", "Cr", "Fe", "Ni"], ModelConfig(latent_dim=4))
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(3, 4), torch.randn(3, 4)
+    y = vae.one_hot(torch.tensor([0, 1, 1]))
+    mix = vae.decoder(0.3 * z1 + 0.7 * z2, y)
+    torch.testing.assert_close(mix, 0.3 * vae.decoder(z1, y) + 0.7 * vae.decoder(z2, y))
+    # y moves every alloy's logits by the same per-class vector, whatever z is
+    shift = vae.decoder(z1, vae.one_hot(torch.ones(3))) - vae.decoder(z1, vae.one_hot(torch.zeros(3)))
+    torch.testing.assert_close(shift, shift[:1].expand(3, -1))
+
+
+def test_the_published_mlp_decoder_is_an_option():
+    vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2, decoder="mlp", hidden=[8]))
+    assert vae.decoder.net[0].in_features == 2 + 2
+    assert vae.decode(torch.zeros(4, 2), 1).shape == (4, 2)
+
+
+def _log_joint(vae, alloys, z, y):
+    counts = alloys.x * vae.config.total_count / 100.0
+    log_px = (counts * torch.log_softmax(vae.decoder(z, vae.one_hot(y)), -1)).sum(-1)
+    return log_px + vae.prior_z(alloys).log_prob(z)
+
+
+def test_posterior_mode_raises_the_log_joint_and_leaves_the_weights_alone(sub):
+    vae, labelled, _ = _untrained(sub, 2, latent_dim=6)
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    y = labelled.y
+    loc, _ = vae.encode(labelled, y)
+    torch.testing.assert_close(vae.posterior_mode(labelled, y, steps=0), loc)
+    mode = vae.posterior_mode(labelled, y, steps=30)
+    with torch.no_grad():
+        gain = _log_joint(vae, labelled, mode, y) - _log_joint(vae, labelled, loc, y)
+    assert bool((gain > -1e-3).all()) and float(gain.sum()) > 1.0
+    for key, value in vae.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.requires_grad for p in vae.parameters())
+
+
+def test_posterior_mode_finds_an_alloy_the_decoder_can_express():
+    """With a weak prior (many atoms), decoding the mode gives back the alloy itself."""
+    from pyro_hea.splits import DescriptorScaler
+    from pyro_hea.tensors import AlloyTensors
+
+    vocabulary = ["Al", "Co", "Cr", "Fe", "Mn", "Ni", "Ti", "V"]
+    vae = PhaseVAE(vocabulary, ModelConfig(latent_dim=8, total_count=10**6))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        target = vae.decode(torch.randn(4, 8) * 2.0, 1)  # four alloys the decoder can produce exactly
+    alloys = AlloyTensors.from_compositions(target.numpy().astype(float), vocabulary,
+                                            DescriptorScaler(np.zeros(8), np.ones(8)))
+    mode = vae.posterior_mode(alloys, torch.ones(4, dtype=torch.long), steps=200)
+    np.testing.assert_allclose(vae.decode(mode, 1).numpy(), target.numpy(), atol=0.05)
+    amortized = vae.decode(vae.encode(alloys, torch.ones(4, dtype=torch.long))[0], 1)
+    assert float((amortized - target).abs().max()) > 1.0  # the untrained encoder alone is far off
+
+
+def test_evaluate_reports_refined_and_amortized_reconstruction(sub, fitted):
+    model, split = fitted[2]
+    metrics = model.evaluate(sub, (split == "val").to_numpy())
+    for key in ("recon_mae", "recon_mae_present", "recon_set_match"):
+        assert 0.0 <= metrics[key] and 0.0 <= metrics[f"{key}_amortized"]
+    assert metrics["recon_mae_present"] <= metrics["recon_mae_present_amortized"] + 1e-6

@@ -93,20 +93,43 @@ def test_reported_elbo_is_reproducible_and_leaves_the_rng_alone(trained, sub, sp
 
 
 # ------------------------------------------------------------ selection and the lr schedule
-def test_model_is_selected_on_validation_log_loss(trained, sub, split):
+def test_each_network_is_selected_on_its_own_validation_score(trained, sub, split):
     st, trainer = trained.trainer.state, trained.trainer
-    assert trainer.config.select_on == "val_log_loss"
+    assert trainer.config.select_on == "per_network"
     history = st.history
     assert history["step"] == [5, 10, 15, 20, 25, 30]
-    best = int(np.argmin(history["val_log_loss"]))
-    assert st.best_step == history["step"][best]
+    assert st.best_step == history["step"][int(np.argmin(history["val_log_loss"]))]
+    assert st.best_elbo_step == history["step"][int(np.argmin(history["val_elbo_loss"]))]
     _assert_same_tree(trained.vae.state_dict(), trainer.best_weights)
-    # The weights left in the model give exactly the selected validation log-loss.
+    # The weights left in the model give exactly the best validation log-loss of q(y|x)
+    # and, separately, the best validation negative ELBO.
     _, _, val = _parts(trained, sub, split)
-    probs = trained.vae.predict_proba(val)
-    log_loss = float(-torch.log(probs.gather(-1, val.y[:, None])).mean())
-    assert log_loss == pytest.approx(history["val_log_loss"][best], rel=1e-5)
-    assert log_loss == pytest.approx(min(history["val_log_loss"]), rel=1e-5)
+    scores = trainer.validation_scores(val)
+    assert scores["val_log_loss"] == pytest.approx(min(history["val_log_loss"]), rel=1e-5)
+    assert scores["val_elbo_loss"] == pytest.approx(min(history["val_elbo_loss"]), rel=1e-5)
+
+
+def test_per_network_selection_can_combine_different_steps(sub, split):
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=4),
+                             TrainConfig(steps=12, eval_every=3, patience=100))
+    initial = copy.deepcopy(model.vae.state_dict())
+    model.trainer.state.best_score = -math.inf  # the classifier can never improve: it stays initial
+    model.train(sub, split, progress=False)
+    weights = model.vae.state_dict()
+    for key, value in weights.items():
+        if key.startswith("classifier."):
+            assert torch.equal(value, initial[key]), key
+    assert any(not torch.equal(weights[k], initial[k]) for k in weights if k.startswith("decoder."))
+
+
+def test_selection_of_the_whole_model_on_validation_log_loss(sub, split):
+    model = PhaseModel.fit(sub, split, steps=12, eval_every=3, patience=100, select_on="val_log_loss", seed=0, **SMALL)
+    history, st = model.trainer.state.history, model.trainer.state
+    assert st.best_step == history["step"][int(np.argmin(history["val_log_loss"]))]
+    _assert_same_tree(model.vae.state_dict(), model.trainer.best_weights)
+    _, _, val = _parts(model, sub, split)
+    assert model.trainer.validation_scores(val)["val_loss"] == pytest.approx(
+        history["val_loss"][int(np.argmin(history["val_log_loss"]))], rel=1e-5)
 
 
 def test_selection_on_the_validation_loss(sub, split):
@@ -128,7 +151,8 @@ def test_early_stopping_after_patience_evaluations_without_improvement(sub, spli
     model = PhaseModel.build(sub, split, ModelConfig(hidden=[16]),
                              TrainConfig(steps=60, eval_every=3, patience=2, lr=1e-2))
     initial = copy.deepcopy(model.vae.state_dict())
-    model.trainer.state.best_score = -math.inf  # nothing can improve on this
+    model.trainer.state.best_score = -math.inf  # nothing can improve on these
+    model.trainer.state.best_elbo_loss = -math.inf
     model.train(sub, split, progress=False)
     assert model.trainer.state.step == 6  # two evaluations, at steps 3 and 6, then stop
     assert model.trainer.state.history["step"] == [3, 6]
@@ -157,7 +181,7 @@ def test_two_models_in_one_process_do_not_share_parameters(trained, sub, split):
     before = trained.predict_proba(sub)
     other = PhaseModel.fit(sub, split, steps=5, eval_every=5, seed=3, progress=False, hidden=[8], latent_dim=3)
     np.testing.assert_array_equal(trained.predict_proba(sub), before)
-    assert other.vae.decoder.net[0].in_features == 3 + 2
+    assert other.vae.decoder.latent.in_features == 3
     # Each keeps training in its own parameter scope (a shared store would mix shapes).
     resumed = copy.deepcopy(trained)
     resumed.trainer.config.steps = 35
@@ -166,6 +190,20 @@ def test_two_models_in_one_process_do_not_share_parameters(trained, sub, split):
     other.trainer.config.steps = 8
     other.train(sub, split, progress=False)
     assert other.trainer.state.step == 8
+
+
+def test_weight_decay_applies_to_the_classifier_only(sub, split):
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[8]), TrainConfig(classifier_weight_decay=0.7))
+    args = model.trainer._optim_args
+    assert args("phase_vae", "classifier.net.0.weight")["weight_decay"] == 0.7
+    for name in ("encoder.net.0.weight", "decoder.latent.weight", "decoder.phase.weight"):
+        assert args("phase_vae", name)["weight_decay"] == 0.0
+    # and it acts: with a large decay the classifier's weights shrink over the same steps
+    norms = {}
+    for wd in (0.0, 50.0):
+        fit = PhaseModel.fit(sub, split, steps=20, eval_every=20, seed=0, classifier_weight_decay=wd, **SMALL)
+        norms[wd] = float(sum(p.detach().norm() for p in fit.vae.classifier.parameters()))
+    assert norms[50.0] < norms[0.0]
 
 
 # ------------------------------------------------------------------------ mini-batches

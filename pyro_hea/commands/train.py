@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--label-fraction", type=float, default=1.0, help="fraction of training labels kept")
     p.add_argument("--stratify", action="store_true", help="stratify the split by label")
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
+    p.add_argument("--decoder", choices=("linear", "mlp"), default=m.decoder,
+                   help="linear (default): logits linear in (z, y); mlp: the published decoder")
+    p.add_argument("--total-count", type=int, default=m.total_count,
+                   help="N, the atoms per alloy in the likelihood (weight of reconstruction against KL)")
     p.add_argument("--alpha", type=float, default=m.alpha, help="weight of the classification loss")
     p.add_argument("--epochs", type=int, default=t.steps, help="full-batch SVI steps (an epoch each)")
     p.add_argument("--lr", type=float, default=t.lr)
@@ -56,7 +60,8 @@ def run_train(args) -> int:
     label = "single_phase" if args.classes == 2 else "phase"
     df = load_dataset(args.dataset)
     split = paper_split(df, seed=args.seed, label_fraction=args.label_fraction, stratify=args.stratify, label=label)
-    model_config = ModelConfig(n_classes=args.classes, latent_dim=args.latent_dim, alpha=args.alpha)
+    model_config = ModelConfig(n_classes=args.classes, latent_dim=args.latent_dim, alpha=args.alpha,
+                               decoder=args.decoder, total_count=args.total_count)
     train_config = TrainConfig(steps=args.epochs, lr=args.lr, seed=args.seed)
     dataset = args.dataset if args.dataset in ("pei2020", "borg2020", "peivaste2023") else os.path.abspath(args.dataset)
     started = time.perf_counter()
@@ -79,8 +84,12 @@ def run_train(args) -> int:
     metrics["fit_seconds"] = seconds
     metrics["steps"] = model.trainer.state.step
     metrics["best_step"] = model.trainer.state.best_step
+    metrics["best_elbo_step"] = model.trainer.state.best_elbo_step
     write_json(out / "metrics.json", metrics)
-    plot_training_curve(model.trainer.state.history, out / "training_curve.png", best_step=model.trainer.state.best_step)
+    state = model.trainer.state
+    per_network = model.trainer.config.select_on == "per_network"
+    plot_training_curve(state.history, out / "training_curve.png", best_step=state.best_step,
+                        best_elbo_step=state.best_elbo_step if per_network else None)
     if not args.quiet:
         print(_format(metrics))
         print(f"wrote {out}")
