@@ -266,8 +266,8 @@ class PhaseVAE(nn.Module):
         """
         if y is None:
             y = self.predict_proba(alloys).argmax(-1)
+        loc, _ = self.encode(alloys, y)
         with torch.no_grad():
-            loc, _ = self.encoder(alloys.x, alloys.features, self.one_hot(y))
             prior = self.prior_z(alloys)
         if steps <= 0 or len(alloys) == 0:
             return loc

@@ -296,9 +296,9 @@ class Trainer:
         >>> trainer.validation_scores(val_alloys)["val_log_loss"]  # doctest: +SKIP
         0.21
         """
-        with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)  # common random numbers across evaluations
-            val_loss = self._svi(labelled_only=True).evaluate_loss(val, None) / len(val)
+            val_loss = self.evaluate_loss(val)
         log_q = torch.log_softmax(self.vae.classifier(val.x, val.features), dim=-1)
         log_loss = float(-log_q.gather(-1, val.y[:, None]).mean())
         return {

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pyro_hea.datasets import load_dataset
+from pyro_hea.splits import paper_split
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -21,3 +22,9 @@ def _one_thread():
 def pei():
     """The Pei 2020 table, loaded once per test session (about 0.1 s)."""
     return load_dataset("pei2020")
+
+
+@pytest.fixture(scope="session")
+def data(pei):
+    """Pei 2020 and its paper-protocol split of seed 0, shared by every test that trains on it."""
+    return pei, paper_split(pei, seed=0)

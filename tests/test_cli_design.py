@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
 from pyro_hea.cli import main
 
@@ -12,13 +11,8 @@ from pyro_hea.cli import main
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("design") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "10",
-                     "--latent-dim", "2", "--quiet"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "10",
+                 "--latent-dim", "2", "--quiet"]) == 0
     return out
 
 

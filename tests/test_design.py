@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from pyro_hea import PhaseModel, load_dataset, paper_split
+from pyro_hea import PhaseModel
 from pyro_hea.composition import canonical_formula, to_vector
 from pyro_hea.descriptors import DESCRIPTOR_NAMES, featurize
 from pyro_hea.design import Designer, DesignError, format_summary
@@ -30,20 +29,9 @@ REQUIRED = ["formula", "p_model", "p_judge", "novelty_distance", "nearest_traini
 
 
 @pytest.fixture(scope="session")
-def data():
-    df = load_dataset("pei2020")
-    return df, paper_split(df, seed=0)
-
-
-@pytest.fixture(scope="session")
 def model(data):
     df, split = data
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # far faster than 2 contending threads on a small shared CPU
-    try:
-        return PhaseModel.fit(df, split, steps=40, latent_dim=2, seed=0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    return PhaseModel.fit(df, split, steps=40, latent_dim=2, seed=0, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_hea import PhaseModel, load_dataset, paper_split
+from pyro_hea import PhaseModel, paper_split
 from pyro_hea.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
 from pyro_hea.families import family_of
@@ -17,12 +17,6 @@ from pyro_hea.inference_data import single_phase_classes, to_inference_data
 from pyro_hea.model import ModelConfig
 
 S = 40  # draws per chain
-
-
-@pytest.fixture(scope="module")
-def data():
-    df = load_dataset("pei2020")
-    return df, paper_split(df, seed=0)
 
 
 @pytest.fixture(scope="module")

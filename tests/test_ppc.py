@@ -11,18 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from pyro_hea import PhaseModel, load_dataset, paper_split, ppc
+from pyro_hea import PhaseModel, ppc
 from pyro_hea.inference_data import to_inference_data
 from pyro_hea.metrics import expected_calibration_error
 from pyro_hea.model import ModelConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def data():
-    df = load_dataset("pei2020")
-    return df, paper_split(df, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ full-length outputs are never overwritten.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
