@@ -58,7 +58,7 @@ DEFAULT_OUT = REPO / "docs" / "results"
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 SEEDS = (0, 1, 2, 3, 4)
 
-#: pyro-hea variants: (z prior name, y prior name[, PhaseModel.fit overrides]) from pyro_hea.priors.
+#: pyro-hea variants: (z prior name, y prior name[, PhaseModel.fit overrides]) from pyro_hea.model.priors.
 PYRO_METHODS = {
     "pyro-hea/standard": ("standard-normal", "uniform"),
     "pyro-hea/expert-z": ("descriptor-aligned", "uniform"),
@@ -120,7 +120,7 @@ def _dataset():
 
 
 def _metrics(y: np.ndarray, probs: np.ndarray) -> dict:
-    from pyro_hea.metrics import classification_metrics
+    from pyro_hea.diagnostics.metrics import classification_metrics
 
     m = classification_metrics(y, probs)
     return {"auc": m["auc"], "accuracy": m["accuracy"]}
@@ -130,7 +130,7 @@ def _metrics(y: np.ndarray, probs: np.ndarray) -> dict:
 def fit_pyro(method: str, df, split, seed: int, pyro_settings: dict) -> dict:
     """Fit a pyro-hea variant; return val and test AUC / accuracy and fit details."""
     from pyro_hea import PhaseModel
-    from pyro_hea.priors import make_prior
+    from pyro_hea.model.priors import make_prior
 
     prior_z, prior_y, *extra = PYRO_METHODS[method]
     settings = {**pyro_settings, **(extra[0] if extra else {})}
@@ -170,8 +170,8 @@ def fit_baseline(method: str, df, split, seed: int) -> dict:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import log_loss, roc_auc_score
 
-    from pyro_hea.descriptors import DESCRIPTOR_NAMES
-    from pyro_hea.splits import DescriptorScaler
+    from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+    from pyro_hea.data.splits import DescriptorScaler
 
     X = df[list(DESCRIPTOR_NAMES)].to_numpy(float)
     y = df["single_phase"].fillna(-1).to_numpy(int)
@@ -381,7 +381,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pyro_hea.plots import save_figure
+    from pyro_hea.diagnostics.plots import save_figure
 
     s = summary(table)
     methods = list(dict.fromkeys(table["method"]))
@@ -425,7 +425,7 @@ def gradient_diagnostics(model, df, split, n_samples: int = 8) -> dict:
     import pyro
     import torch
 
-    from pyro_hea.training import make_elbo
+    from pyro_hea.infer.training import make_elbo
 
     vae = model.vae
     tensors = model.tensors(df)
@@ -470,9 +470,9 @@ def run_diagnostic(variant: dict, fraction: float, seed: int, pyro_settings: dic
     from threadpoolctl import threadpool_limits
 
     from pyro_hea import PhaseModel, paper_split
-    from pyro_hea.model import ModelConfig
-    from pyro_hea.priors import make_prior
-    from pyro_hea.training import TrainConfig
+    from pyro_hea.model.vae import ModelConfig
+    from pyro_hea.model.priors import make_prior
+    from pyro_hea.infer.training import TrainConfig
 
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
@@ -517,7 +517,7 @@ def diagnose(fraction: float, seeds, pyro_settings: dict, jobs: int, out: Path) 
 
     Only validation metrics are reported: this is a diagnosis, not a model selection on test.
     """
-    from pyro_hea.model import ModelConfig
+    from pyro_hea.model.vae import ModelConfig
 
     alpha = pyro_settings.get("alpha", ModelConfig().alpha)
     sn, un = "standard-normal", "uniform"
@@ -611,7 +611,7 @@ def main(argv=None) -> dict:
     csv.to_csv(out / "data_efficiency.csv", index=False, float_format="%.6g")
     pyro_rows = table[table.method.str.startswith("pyro-hea")]
     fit_total = float(table["fit_seconds"].sum())
-    from pyro_hea.training import TrainConfig
+    from pyro_hea.infer.training import TrainConfig
 
     meta = {
         "pyro_settings": settings,

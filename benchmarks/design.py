@@ -4,7 +4,7 @@ For each design seed, draws n latent points from the prior, decodes them with
 y = single-phase, realizes (5 at.% minimum, at most 8 elements, 1 at.% grid),
 re-featurizes, re-classifies, deduplicates, and checks every decode for
 validity, novelty against the data set and with the independent judge
-(:class:`pyro_hea.judge.Judge`). Candidates are the decodes the model itself
+(:class:`pyro_hea.design.judge.Judge`). Candidates are the decodes the model itself
 re-classifies as single-phase (p_model >= 0.5); the judge never takes part.
 
 Prints per seed and the median over seeds:
@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from pyro_hea import PhaseModel, load_dataset, paper_split
-from pyro_hea.design import Designer
+from pyro_hea.design.designer import Designer
 
 TARGETS = {"judged single-phase %": 90.0, "novel %": 95.0, "valid %": 95.0, "candidates/s (wall)": 10_000.0}
 
@@ -100,8 +100,8 @@ def one_seed(designer: Designer, n: int, seed: int, source: str) -> dict:
 def write_figures(designer: Designer, args) -> None:
     from pathlib import Path
 
-    from pyro_hea.design_plots import plot_contrast, plot_latent_candidates
-    from pyro_hea.plots import save_figure
+    from pyro_hea.design.plots import plot_contrast, plot_latent_candidates
+    from pyro_hea.diagnostics.plots import save_figure
 
     out = Path(args.figures)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,9 @@ from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
 from pyro_hea import PhaseModel, TrainConfig, load_dataset, paper_split
-from pyro_hea.descriptors import DESCRIPTOR_NAMES
-from pyro_hea.metrics import classification_metrics
-from pyro_hea.splits import DescriptorScaler
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.diagnostics.metrics import classification_metrics
+from pyro_hea.data.splits import DescriptorScaler
 
 BASELINE_GRIDS = {
     "hist-gradient-boosting": (HistGradientBoostingClassifier, {

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from .errors import PyroHeaError
+from pyro_hea.errors import PyroHeaError
 
 #: Command name -> module under pyro_hea.commands.
 COMMANDS = {
@@ -25,7 +25,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from pyro_hea import __version__
 
     parser = argparse.ArgumentParser(
         prog="pyro-hea",

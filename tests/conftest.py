@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyro_hea.datasets import load_dataset
-from pyro_hea.splits import paper_split
+from pyro_hea.data.datasets import load_dataset
+from pyro_hea.data.splits import paper_split
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from pyro_hea import PhaseModel, paper_split
-from pyro_hea.checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, atomic_write, load_checkpoint
-from pyro_hea.priors import AlloyFamilyMixture, EmpiricalRulesPhase
+from pyro_hea.infer.checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, atomic_write, load_checkpoint
+from pyro_hea.model.priors import AlloyFamilyMixture, EmpiricalRulesPhase
 
 N = 10
 

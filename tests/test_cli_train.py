@@ -9,8 +9,8 @@ import struct
 import pytest
 
 from pyro_hea.cli import main
-from pyro_hea.priors import AlloyFamilyMixture, DescriptorAligned, EmpiricalRulesPhase
-from pyro_hea.run import load_run
+from pyro_hea.model.priors import AlloyFamilyMixture, DescriptorAligned, EmpiricalRulesPhase
+from pyro_hea.infer.run import load_run
 
 METRIC_KEYS = {"auc", "accuracy", "f1", "brier", "ece", "recon_mae_present", "recon_set_match"}
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyro_hea.composition import (
+from pyro_hea.data.composition import (
     PERIODIC_TABLE,
     CompositionError,
     as_composition,

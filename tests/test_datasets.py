@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyro_hea.composition import canonical_formula, composition_key, parse_formula
-from pyro_hea.datasets import (
+from pyro_hea.data.composition import canonical_formula, composition_key, parse_formula
+from pyro_hea.data.datasets import (
     DATASETS,
     PHASES,
     DatasetError,
@@ -16,7 +16,7 @@ from pyro_hea.datasets import (
     from_records,
     load_dataset,
 )
-from pyro_hea.descriptors import DESCRIPTOR_NAMES, covered_elements
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, covered_elements
 from pyro_hea.errors import PyroHeaError
 
 COLUMNS = [

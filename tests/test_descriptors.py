@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from hea_bench.descriptors.elements import element_data
 
-from pyro_hea.composition import CompositionError, parse_formula, to_matrix
-from pyro_hea.descriptors import (
+from pyro_hea.data.composition import CompositionError, parse_formula, to_matrix
+from pyro_hea.data.descriptors import (
     DESCRIPTOR_LABELS,
     DESCRIPTOR_NAMES,
     DESCRIPTOR_UNITS,

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from pyro_hea import PhaseModel
-from pyro_hea.composition import canonical_formula, to_vector
-from pyro_hea.descriptors import DESCRIPTOR_NAMES, featurize
-from pyro_hea.design import Designer, DesignError, format_summary
-from pyro_hea.design_space import (
+from pyro_hea.data.composition import canonical_formula, to_vector
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, featurize
+from pyro_hea.design.designer import Designer, DesignError, format_summary
+from pyro_hea.design.space import (
     CompositionRules,
     DesignSpaceError,
     check_validity,
@@ -22,8 +22,8 @@ from pyro_hea.design_space import (
     realize,
 )
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.judge import Judge
-from pyro_hea.novelty import DescriptorDomain, NoveltyIndex, composition_distance
+from pyro_hea.design.judge import Judge
+from pyro_hea.design.novelty import DescriptorDomain, NoveltyIndex, composition_distance
 
 REQUIRED = ["formula", "p_model", "p_judge", "novelty_distance", "nearest_training_alloy", "valid", "novel"]
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_hea import explain as ex
+from pyro_hea.explain import explain as ex
 from pyro_hea.cli import main as cli
-from pyro_hea.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.run import load_run
+from pyro_hea.infer.run import load_run
 
 
 @pytest.fixture(scope="session")

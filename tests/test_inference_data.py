@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from pyro_hea import PhaseModel, paper_split
-from pyro_hea.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.families import family_of
-from pyro_hea.inference_data import single_phase_classes, to_inference_data
-from pyro_hea.model import ModelConfig
+from pyro_hea.data.families import family_of
+from pyro_hea.diagnostics.inference_data import single_phase_classes, to_inference_data
+from pyro_hea.model.vae import ModelConfig
 
 S = 40  # draws per chain
 

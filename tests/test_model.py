@@ -19,9 +19,9 @@ import torch
 from pyro.infer import Trace_ELBO
 
 from pyro_hea import ModelConfig, PhaseModel, PhaseVAE, paper_split
-from pyro_hea.datasets import PHASES
+from pyro_hea.data.datasets import PHASES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.training import make_elbo
+from pyro_hea.infer.training import make_elbo
 
 N_LAB, N_UNL = 10, 7
 
@@ -306,8 +306,8 @@ def test_posterior_mode_raises_the_log_joint_and_leaves_the_weights_alone(sub):
 
 def test_posterior_mode_finds_an_alloy_the_decoder_can_express():
     """With a weak prior (many atoms), decoding the mode gives back the alloy itself."""
-    from pyro_hea.splits import DescriptorScaler
-    from pyro_hea.tensors import AlloyTensors
+    from pyro_hea.data.splits import DescriptorScaler
+    from pyro_hea.model.tensors import AlloyTensors
 
     vocabulary = ["Al", "Co", "Cr", "Fe", "Mn", "Ni", "Ti", "V"]
     vae = PhaseVAE(vocabulary, ModelConfig(latent_dim=8, total_count=10**6))

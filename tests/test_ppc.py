@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from pyro_hea import PhaseModel, ppc
-from pyro_hea.inference_data import to_inference_data
-from pyro_hea.metrics import expected_calibration_error
-from pyro_hea.model import ModelConfig
+from pyro_hea import PhaseModel
+from pyro_hea.diagnostics import ppc
+from pyro_hea.diagnostics.inference_data import to_inference_data
+from pyro_hea.diagnostics.metrics import expected_calibration_error
+from pyro_hea.model.vae import ModelConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from pyro_hea import ModelConfig, PhaseModel, PhaseVAE, paper_split
-from pyro_hea.checkpoint import CheckpointError
-from pyro_hea.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.infer.checkpoint import CheckpointError
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.families import FAMILIES, family_of
-from pyro_hea.priors import (
+from pyro_hea.data.families import FAMILIES, family_of
+from pyro_hea.model.priors import (
     Y_PRIORS,
     Z_PRIORS,
     AlloyFamilyMixture,
@@ -30,8 +30,8 @@ from pyro_hea.priors import (
     make_prior,
     prior_name,
 )
-from pyro_hea.tensors import AlloyTensors
-from pyro_hea.training import make_elbo
+from pyro_hea.model.tensors import AlloyTensors
+from pyro_hea.infer.training import make_elbo
 
 
 

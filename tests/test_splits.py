@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyro_hea.composition import composition_key
-from pyro_hea.descriptors import DESCRIPTOR_NAMES
-from pyro_hea.splits import SPLITS, DescriptorScaler, SplitError, paper_split
+from pyro_hea.data.composition import composition_key
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.data.splits import SPLITS, DescriptorScaler, SplitError, paper_split
 
 
 def test_paper_split_counts(pei):

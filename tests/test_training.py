@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pyro_hea import ModelConfig, PhaseModel, TrainConfig, Trainer, paper_split
-from pyro_hea.training import TrainingError
+from pyro_hea.infer.training import TrainingError
 
 SMALL = dict(hidden=[16], latent_dim=2, lr=1e-2, progress=False)
 
@@ -240,7 +240,7 @@ def test_nan_during_training_names_the_step(sub, split, monkeypatch):
 
 
 def _join(labelled, unlabelled):
-    from pyro_hea.tensors import AlloyTensors
+    from pyro_hea.model.tensors import AlloyTensors
 
     return AlloyTensors(*(torch.cat([getattr(labelled, f), getattr(unlabelled, f)])
                           for f in ("x", "descriptors", "features", "y")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..datasets import element_vocabulary, load_dataset
+from pyro_hea.data.datasets import element_vocabulary, load_dataset
 
 
 def summarize(df) -> dict:
@@ -12,7 +12,7 @@ def summarize(df) -> dict:
 
     Examples
     --------
-    >>> from pyro_hea.datasets import load_dataset
+    >>> from pyro_hea.data.datasets import load_dataset
     >>> summarize(load_dataset("pei2020"))["n_alloys"]
     1055
     """

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..design import Designer, DesignError, format_summary
-from ..design_space import DEFAULT_PALETTE, CompositionRules
-from ..novelty import NOVELTY_THRESHOLD
+from pyro_hea.design.designer import Designer, DesignError, format_summary
+from pyro_hea.design.space import DEFAULT_PALETTE, CompositionRules
+from pyro_hea.design.novelty import NOVELTY_THRESHOLD
 
 MODES = ("screen", "latent", "invert", "interpolate")
 

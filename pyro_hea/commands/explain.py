@@ -28,9 +28,9 @@ def add_parser(sub) -> None:
 
 
 def run_explain(args) -> int:
-    from ..errors import PyroHeaError
-    from ..explain import explain_run
-    from ..run import load_run
+    from pyro_hea.errors import PyroHeaError
+    from pyro_hea.explain.explain import explain_run
+    from pyro_hea.infer.run import load_run
 
     for name in ("background", "points", "grid"):
         if getattr(args, name) < 2:

@@ -3,17 +3,17 @@
 Writes into the run directory
 
 - ``inference_data.nc``: the ArviZ InferenceData of
-  :func:`~pyro_hea.inference_data.to_inference_data`;
-- the PNGs of :func:`~pyro_hea.ppc.write_report` (calibration, separation
+  :func:`~pyro_hea.diagnostics.inference_data.to_inference_data`;
+- the PNGs of :func:`~pyro_hea.diagnostics.ppc.write_report` (calibration, separation
   plot of the test split, single-phase-rate checks, latent space);
 - ``ppc.json``: the posterior predictive p-values and the ECE per split
-  (:func:`~pyro_hea.ppc.ppc_summary`).
+  (:func:`~pyro_hea.diagnostics.ppc.ppc_summary`).
 """
 
 from __future__ import annotations
 
-from ..checkpoint import atomic_write
-from ..run import load_run, write_json
+from pyro_hea.infer.checkpoint import atomic_write
+from pyro_hea.infer.run import load_run, write_json
 
 INFERENCE_DATA_FILE = "inference_data.nc"
 PPC_FILE = "ppc.json"
@@ -36,9 +36,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import PyroHeaError
-    from ..inference_data import to_inference_data
-    from ..ppc import ppc_summary, write_report
+    from pyro_hea.errors import PyroHeaError
+    from pyro_hea.diagnostics.inference_data import to_inference_data
+    from pyro_hea.diagnostics.ppc import ppc_summary, write_report
 
     if args.samples < 1:
         raise PyroHeaError(f"--samples must be positive, got {args.samples}")

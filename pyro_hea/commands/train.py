@@ -6,15 +6,15 @@ import json
 import os
 import time
 
-from .. import __version__
-from ..api import PhaseModel
-from ..datasets import load_dataset
-from ..model import ModelConfig
-from ..plots import plot_training_curve
-from ..priors import Y_PRIORS, Z_PRIORS, make_prior
-from ..run import MODEL_FILE, load_run, prepare_run_dir, write_json
-from ..splits import paper_split
-from ..training import TrainConfig
+from pyro_hea import __version__
+from pyro_hea.infer.phase_model import PhaseModel
+from pyro_hea.data.datasets import load_dataset
+from pyro_hea.model.vae import ModelConfig
+from pyro_hea.diagnostics.plots import plot_training_curve
+from pyro_hea.model.priors import Y_PRIORS, Z_PRIORS, make_prior
+from pyro_hea.infer.run import MODEL_FILE, load_run, prepare_run_dir, write_json
+from pyro_hea.data.splits import paper_split
+from pyro_hea.infer.training import TrainConfig
 
 _DEFAULTS = ModelConfig(), TrainConfig()
 

@@ -14,7 +14,7 @@ wait on each other cost far more than they bring.
 
 Examples
 --------
->>> from pyro_hea.datasets import load_dataset
+>>> from pyro_hea.data.datasets import load_dataset
 >>> df = load_dataset("pei2020")
 >>> judge = Judge.fit(df)
 >>> judge.predict_proba(df[list(DESCRIPTOR_NAMES)].to_numpy()[:2]).shape
@@ -31,9 +31,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
-from .descriptors import DESCRIPTOR_NAMES
-from .errors import PyroHeaError
-from .tensors import labels_from_frame
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.model.tensors import labels_from_frame
 
 __all__ = ["Judge"]
 
@@ -63,7 +63,7 @@ class Judge:
         Parameters
         ----------
         df : DataFrame
-            From :func:`~pyro_hea.datasets.load_dataset` (descriptor columns and labels).
+            From :func:`~pyro_hea.data.datasets.load_dataset` (descriptor columns and labels).
         n_classes : int
             2 (single- vs multi-phase) or 4 (BCC / FCC / HCP / multi), as the model.
         seed : int

@@ -1,6 +1,6 @@
 """Interpretability: SHAP of the classifier head, latent traversals, disentanglement.
 
-Three questions about a trained :class:`~pyro_hea.api.PhaseModel`:
+Three questions about a trained :class:`~pyro_hea.infer.phase_model.PhaseModel`:
 
 1. **Which descriptors drive q(y | x)?** :func:`shap_values` explains the
    classifier head over the 8 physics descriptors with SHAP (an optional
@@ -27,7 +27,7 @@ Three questions about a trained :class:`~pyro_hea.api.PhaseModel`:
 
 Examples
 --------
->>> from pyro_hea.run import load_run
+>>> from pyro_hea.infer.run import load_run
 >>> run = load_run("runs/pei2020")                      # doctest: +SKIP
 >>> report = explain_run(run, "runs/pei2020/explain")   # doctest: +SKIP
 >>> report["disentanglement"]["auc"]                    # doctest: +SKIP
@@ -47,10 +47,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .descriptors import DESCRIPTOR_LABELS, DESCRIPTOR_NAMES
-from .errors import PyroHeaError
-from .plots import save_figure
-from .tensors import AlloyTensors
+from pyro_hea.data.descriptors import DESCRIPTOR_LABELS, DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.diagnostics.plots import save_figure
+from pyro_hea.model.tensors import AlloyTensors
 
 __all__ = [
     "ExplainError",
@@ -576,7 +576,7 @@ def _clean_decoded(x_hat: np.ndarray, vocabulary: Sequence[str], min_percent: fl
     gives every element some weight); of an element pair without a mixing
     enthalpy (e.g. Th-U) the smaller is dropped; the rest is renormalized.
     """
-    from .descriptors import element_table
+    from pyro_hea.data.descriptors import element_table
 
     x = np.where(x_hat >= min_percent, x_hat, 0.0)
     empty = x.sum(axis=1) <= 0
@@ -830,7 +830,7 @@ def explain_run(run, out: str | os.PathLike, n_background: int = 100, n_explain:
     Parameters
     ----------
     run : Run
-        From :func:`~pyro_hea.run.load_run`.
+        From :func:`~pyro_hea.infer.run.load_run`.
     out : path
         Folder for the files.
     n_background : int
@@ -854,7 +854,7 @@ def explain_run(run, out: str | os.PathLike, n_background: int = 100, n_explain:
     --------
     >>> explain_run(load_run("runs/pei2020"), "runs/pei2020/explain")["global_importance"]   # doctest: +SKIP
     """
-    from .run import write_json
+    from pyro_hea.infer.run import write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 A run directory holds
 
-- ``model.pt``: the checkpoint (:meth:`~pyro_hea.api.PhaseModel.save`);
+- ``model.pt``: the checkpoint (:meth:`~pyro_hea.infer.phase_model.PhaseModel.save`);
 - ``config.json``: dataset, split settings, model and training settings;
 - ``split.csv``: the split of every alloy, by canonical formula;
 - ``metrics.json``: ``val`` and ``test`` metrics (the test split is read once);
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .api import PhaseModel
-from .checkpoint import atomic_write
-from .datasets import load_dataset
-from .errors import PyroHeaError
+from pyro_hea.infer.phase_model import PhaseModel
+from pyro_hea.infer.checkpoint import atomic_write
+from pyro_hea.data.datasets import load_dataset
+from pyro_hea.errors import PyroHeaError
 
 __all__ = ["Run", "prepare_run_dir", "write_json", "load_run", "MODEL_FILE"]
 

@@ -15,7 +15,7 @@ A repeated element is summed (``CoCrFeNiNi`` is Co1Cr1Fe1Ni2).
 
 from __future__ import annotations
 
-from .errors import PyroHeaError
+from pyro_hea.errors import PyroHeaError
 
 import itertools
 import math

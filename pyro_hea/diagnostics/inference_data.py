@@ -1,7 +1,7 @@
 r"""Export a fitted model's posterior to :class:`arviz.InferenceData`.
 
 :func:`to_inference_data` draws from the amortized posterior (the guide) of
-a :class:`~pyro_hea.api.PhaseModel` for every alloy of a dataset table and
+a :class:`~pyro_hea.infer.phase_model.PhaseModel` for every alloy of a dataset table and
 returns an ``InferenceData`` with these groups (dims in brackets):
 
 ``posterior``
@@ -28,7 +28,7 @@ returns an ``InferenceData`` with these groups (dims in brackets):
     ``composition`` [alloy, element] in at.%, ``descriptors`` [alloy,
     descriptor] in their units, ``split`` [alloy], ``is_labelled`` [alloy]
     (the label entered training), ``n_elements`` [alloy], ``family``
-    [alloy] (:mod:`pyro_hea.families`) and ``phase_is_single`` [phase].
+    [alloy] (:mod:`pyro_hea.data.families`) and ``phase_is_single`` [phase].
 ``guide``
     ``q_y`` [alloy, phase]: q(y | x); ``q_z_loc`` and ``q_z_scale`` [alloy,
     phase, latent_dim]: the Normal q(z | x, y) for each class y.
@@ -38,7 +38,7 @@ element symbols, ``descriptor`` descriptor names and ``phase`` class names.
 
 The draws are independent, so ``chain`` is a bookkeeping axis only: ESS and
 R-hat measure the mixing of Markov chains and mean nothing for amortized
-variational draws. Judge the fit with :mod:`pyro_hea.ppc` instead.
+variational draws. Judge the fit with :mod:`pyro_hea.diagnostics.ppc` instead.
 
 Examples
 --------
@@ -60,11 +60,11 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from . import __version__
-from .descriptors import DESCRIPTOR_NAMES
-from .errors import PyroHeaError
-from .families import FAMILIES, families_from_fractions, family_matrix
-from .splits import SPLITS
+from pyro_hea import __version__
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.data.families import FAMILIES, families_from_fractions, family_matrix
+from pyro_hea.data.splits import SPLITS
 
 __all__ = ["to_inference_data", "single_phase_classes", "MULTI_PHASE_NAMES"]
 
@@ -136,9 +136,9 @@ def to_inference_data(
     model : PhaseModel
         A fitted (or just built) model.
     df : DataFrame
-        The dataset table (:func:`~pyro_hea.datasets.load_dataset`).
+        The dataset table (:func:`~pyro_hea.data.datasets.load_dataset`).
     split : Series
-        Split name per row of ``df`` (:func:`~pyro_hea.splits.paper_split`).
+        Split name per row of ``df`` (:func:`~pyro_hea.data.splits.paper_split`).
     num_samples : int
         Draws per chain.
     num_chains : int

@@ -1,7 +1,7 @@
 """Figures of design results: latent candidates, y=1 vs y=0 at the same z, trajectories, paths.
 
 Each function draws on a new figure and returns it; save it with
-:func:`pyro_hea.plots.save_figure`.
+:func:`pyro_hea.diagnostics.plots.save_figure`.
 
 Examples
 --------
@@ -14,7 +14,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .design import DesignError, DesignResult
+from pyro_hea.design.designer import DesignError, DesignResult
 
 __all__ = ["plot_contrast", "plot_latent_candidates", "plot_path_heatmap", "plot_trajectory"]
 
@@ -31,7 +31,7 @@ def plot_latent_candidates(result: DesignResult, training_z: np.ndarray | None =
     Parameters
     ----------
     result : DesignResult
-        From :meth:`~pyro_hea.design.Designer.latent`.
+        From :meth:`~pyro_hea.design.designer.Designer.latent`.
     training_z, training_labels : ndarray, optional
         Posterior means of training alloys and their labels (0/1), drawn
         underneath for orientation.

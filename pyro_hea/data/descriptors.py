@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .composition import CompositionError, as_composition
+from pyro_hea.data.composition import CompositionError, as_composition
 
 __all__ = [
     "DESCRIPTOR_NAMES",

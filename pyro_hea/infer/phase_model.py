@@ -1,7 +1,7 @@
 """The user-facing model: fit, predict, evaluate, save and load.
 
-:class:`PhaseModel` ties the Pyro module (:class:`~pyro_hea.model.PhaseVAE`),
-the training plan (:class:`~pyro_hea.training.Trainer`), the element
+:class:`PhaseModel` ties the Pyro module (:class:`~pyro_hea.model.vae.PhaseVAE`),
+the training plan (:class:`~pyro_hea.infer.training.Trainer`), the element
 vocabulary and the descriptor scaler together.
 
 Examples
@@ -23,18 +23,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .composition import CompositionError, as_composition, to_vector
-from .datasets import element_vocabulary
-from .descriptors import DESCRIPTOR_NAMES
-from .errors import PyroHeaError
-from .metrics import classification_metrics, reconstruction_metrics
-from .model import ModelConfig, PhaseVAE
-from .priors import LatentPrior, PhasePrior, make_prior, prior_name
-from .splits import DescriptorScaler
-from .tensors import AlloyTensors
-from .training import TrainConfig, Trainer
+from pyro_hea import __version__
+from pyro_hea.infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pyro_hea.data.composition import CompositionError, as_composition, to_vector
+from pyro_hea.data.datasets import element_vocabulary
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.diagnostics.metrics import classification_metrics, reconstruction_metrics
+from pyro_hea.model.vae import ModelConfig, PhaseVAE
+from pyro_hea.model.priors import LatentPrior, PhasePrior, make_prior, prior_name
+from pyro_hea.data.splits import DescriptorScaler
+from pyro_hea.model.tensors import AlloyTensors
+from pyro_hea.infer.training import TrainConfig, Trainer
 
 __all__ = ["PhaseModel", "CLASS_NAMES"]
 
@@ -112,16 +112,16 @@ class PhaseModel:
         Parameters
         ----------
         df : DataFrame
-            From :func:`~pyro_hea.datasets.load_dataset`.
+            From :func:`~pyro_hea.data.datasets.load_dataset`.
         split : Series
-            From :func:`~pyro_hea.splits.paper_split`. Labels of ``labelled``
+            From :func:`~pyro_hea.data.splits.paper_split`. Labels of ``labelled``
             rows are used; ``unlabelled`` rows are used without labels; ``val``
             selects the model; ``test`` is not touched.
         model_config, train_config : optional
             Settings; keyword ``overrides`` set single fields of either
             (e.g. ``steps=500, latent_dim=4``).
         prior_z, prior_y : optional
-            Prior modules (see :mod:`pyro_hea.priors`).
+            Prior modules (see :mod:`pyro_hea.model.priors`).
         progress : bool
             Show a progress bar.
         """

@@ -15,7 +15,7 @@ composition.
 
 from __future__ import annotations
 
-from .errors import PyroHeaError
+from pyro_hea.errors import PyroHeaError
 
 from dataclasses import dataclass
 
@@ -55,7 +55,7 @@ def paper_split(
     Parameters
     ----------
     df : DataFrame
-        A table from :func:`~pyro_hea.datasets.load_dataset`.
+        A table from :func:`~pyro_hea.data.datasets.load_dataset`.
     seed : int
         Seed of the random split.
     test_size, unlabelled_size, val_size : float
@@ -76,7 +76,7 @@ def paper_split(
 
     Examples
     --------
-    >>> from pyro_hea.datasets import load_dataset
+    >>> from pyro_hea.data.datasets import load_dataset
     >>> split = paper_split(load_dataset("pei2020"), seed=0)
     >>> split.value_counts().to_dict()
     {'labelled': 664, 'unlabelled': 228, 'test': 106, 'val': 57}

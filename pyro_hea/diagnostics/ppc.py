@@ -1,7 +1,7 @@
 r"""Posterior predictive checks on phase labels, calibration and the latent space.
 
 Every function reads the :class:`arviz.InferenceData` of
-:func:`~pyro_hea.inference_data.to_inference_data`, so a check can be rerun
+:func:`~pyro_hea.diagnostics.inference_data.to_inference_data`, so a check can be rerun
 from ``inference_data.nc`` without the model.
 
 **Posterior predictive p-values.** For a test statistic T of the labels of a
@@ -25,7 +25,7 @@ near 1 too many; a well-calibrated model gives values away from both ends
 predicted class (the confidence) in 10 equal-width bins and plots each bin's
 accuracy against its mean confidence; the expected calibration error (ECE)
 is the count-weighted mean gap, the same number as ``ece`` in
-``metrics.json`` (:func:`~pyro_hea.metrics.expected_calibration_error`).
+``metrics.json`` (:func:`~pyro_hea.diagnostics.metrics.expected_calibration_error`).
 
 ESS and R-hat are not computed anywhere: the draws come from an amortized
 variational posterior, not from Markov chains, so they carry no meaning.
@@ -33,7 +33,7 @@ variational posterior, not from Markov chains, so they carry no meaning.
 Examples
 --------
 >>> from pyro_hea import PhaseModel, load_dataset, paper_split
->>> from pyro_hea.inference_data import to_inference_data
+>>> from pyro_hea.diagnostics.inference_data import to_inference_data
 >>> df = load_dataset("pei2020"); split = paper_split(df, seed=0)
 >>> idata = to_inference_data(PhaseModel.build(df, split), df, split, num_samples=50)
 >>> table = single_phase_rate_ppc(idata)
@@ -52,10 +52,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .families import FAMILIES
-from .metrics import expected_calibration_error
-from .plots import save_figure
-from .splits import SPLITS
+from pyro_hea.data.families import FAMILIES
+from pyro_hea.diagnostics.metrics import expected_calibration_error
+from pyro_hea.diagnostics.plots import save_figure
+from pyro_hea.data.splits import SPLITS
 
 __all__ = [
     "ELEMENT_GROUPS",
@@ -210,7 +210,7 @@ def single_phase_rate_ppc(idata, splits: Sequence[str] = SPLITS) -> pd.DataFrame
 def calibration_table(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
     """Reliability diagram data: per confidence bin, count, mean confidence and accuracy.
 
-    Bins are those of :func:`~pyro_hea.metrics.expected_calibration_error`,
+    Bins are those of :func:`~pyro_hea.diagnostics.metrics.expected_calibration_error`,
     so ``sum(n * |accuracy - confidence|) / sum(n)`` over the table is the ECE.
 
     Examples

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .datasets import PHASES, composition_matrix
-from .descriptors import DESCRIPTOR_NAMES, featurize
-from .errors import PyroHeaError
-from .splits import DescriptorScaler
+from pyro_hea.data.datasets import PHASES, composition_matrix
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, featurize
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.data.splits import DescriptorScaler
 
 __all__ = ["AlloyTensors", "labels_from_frame"]
 
@@ -21,7 +21,7 @@ def labels_from_frame(df: pd.DataFrame, n_classes: int) -> np.ndarray:
     """Class index per alloy, -1 where unlabelled.
 
     K=2: 0 multi-phase, 1 single-phase. K=4: BCC, FCC, HCP, multi
-    (:data:`~pyro_hea.datasets.PHASES`).
+    (:data:`~pyro_hea.data.datasets.PHASES`).
 
     Examples
     --------
@@ -104,7 +104,7 @@ class AlloyTensors:
     def from_frame(
         cls, df: pd.DataFrame, vocabulary: Sequence[str], scaler: DescriptorScaler, n_classes: int = 2,
     ) -> "AlloyTensors":
-        """Tensors for the rows of a dataset table (see :func:`~pyro_hea.datasets.load_dataset`)."""
+        """Tensors for the rows of a dataset table (see :func:`~pyro_hea.data.datasets.load_dataset`)."""
         missing = [c for c in DESCRIPTOR_NAMES if c not in df.columns]
         if missing:
             raise PyroHeaError(f"the table lacks descriptor column(s) {missing}")

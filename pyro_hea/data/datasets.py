@@ -3,11 +3,11 @@
 :func:`load_dataset` returns one row per distinct composition with the
 columns
 
-``formula``        canonical formula (:func:`~pyro_hea.composition.canonical_formula`)
+``formula``        canonical formula (:func:`~pyro_hea.data.composition.canonical_formula`)
 ``formula_raw``    the formula as the source wrote it (first occurrence)
 ``composition``    dict of element to atomic fraction
 ``n_elements``     number of elements
-``k`` ... ``dH_mix``  the 8 descriptors (:mod:`pyro_hea.descriptors`)
+``k`` ... ``dH_mix``  the 8 descriptors (:mod:`pyro_hea.data.descriptors`)
 ``phase``          ``BCC``, ``FCC``, ``HCP`` or ``multi``, where known
 ``single_phase``   1 (single-phase solid solution), 0 (anything else) or <NA>
 ``label_conflict`` True where duplicate reports of the composition disagree
@@ -19,7 +19,7 @@ The sources and their licences are in ``docs/data.md``.
 
 from __future__ import annotations
 
-from .errors import PyroHeaError
+from pyro_hea.errors import PyroHeaError
 
 import logging
 import os
@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .composition import (
+from pyro_hea.data.composition import (
     CompositionError,
     canonical_formula,
     composition_key,
     parse_formula,
     sort_by_atomic_number,
 )
-from .descriptors import DESCRIPTOR_NAMES, _missing_pairs, covered_elements, featurize
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, _missing_pairs, covered_elements, featurize
 
 __all__ = [
     "DATASETS",

@@ -7,7 +7,7 @@ The interface is one method. A prior is a :class:`torch.nn.Module` whose
 - a **y prior** returns a :class:`~pyro.distributions.Categorical` over the
   K phase classes.
 
-``alloys`` is an :class:`~pyro_hea.tensors.AlloyTensors` (compositions
+``alloys`` is an :class:`~pyro_hea.model.tensors.AlloyTensors` (compositions
 ``x`` in at.%, physical descriptors ``descriptors`` and standardized
 ``features``). Priors that read it are *data-dependent*: they condition on
 the alloy's composition, which the model always observes. Any learnable
@@ -35,9 +35,9 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from .descriptors import DESCRIPTOR_NAMES
-from .errors import PyroHeaError
-from .families import FAMILIES, family_matrix, families_from_fractions
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.data.families import FAMILIES, family_matrix, families_from_fractions
 
 __all__ = [
     "LatentPrior",
@@ -105,7 +105,7 @@ class AlloyFamilyMixture(LatentPrior):
     """z ~ N(mu_family(x), sigma^2 I): one Gaussian per alloy family.
 
     The family (3d-transition, refractory, precious, light, other) is
-    assigned from the composition by the rules of :mod:`pyro_hea.families`.
+    assigned from the composition by the rules of :mod:`pyro_hea.data.families`.
     The component means sit evenly on a circle of radius ``radius`` in the
     first two latent axes, so families start apart and the latent map reads
     by family. Data-dependent: p(z) conditions on the observed composition.
@@ -162,7 +162,7 @@ class DescriptorAligned(LatentPrior):
     Parameters
     ----------
     descriptors : sequence of str
-        Names from :data:`~pyro_hea.descriptors.DESCRIPTOR_NAMES`.
+        Names from :data:`~pyro_hea.data.descriptors.DESCRIPTOR_NAMES`.
     scale : float
         Prior standard deviation around the descriptor value.
 

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .composition import PERIODIC_TABLE, _percent_text, canonical_formula
-from .errors import PyroHeaError
+from pyro_hea.data.composition import PERIODIC_TABLE, _percent_text, canonical_formula
+from pyro_hea.errors import PyroHeaError
 
 __all__ = [
     "DEFAULT_PALETTE",
@@ -324,11 +324,11 @@ def _amount_texts(values: np.ndarray, decimals: int) -> np.ndarray:
 
 
 def formulas(x_percent: np.ndarray, vocabulary: Sequence[str], decimals: int = 4) -> list[str]:
-    """Canonical formulas (see :func:`~pyro_hea.composition.canonical_formula`) of many rows.
+    """Canonical formulas (see :func:`~pyro_hea.data.composition.canonical_formula`) of many rows.
 
     Rows on an at.% grid that sum to 100 (what :func:`realize` returns) are
     written in one vectorized pass; any other row falls back to
-    :func:`~pyro_hea.composition.canonical_formula`, so the result is always
+    :func:`~pyro_hea.data.composition.canonical_formula`, so the result is always
     the canonical formula.
 
     Examples

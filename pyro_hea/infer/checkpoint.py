@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import PyroHeaError
+from pyro_hea.errors import PyroHeaError
 
 __all__ = ["CheckpointError", "FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "atomic_write"]
 

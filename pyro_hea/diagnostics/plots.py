@@ -15,7 +15,7 @@ __all__ = ["plot_training_curve", "save_figure"]
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Save a figure as PNG (150 dpi, tight) and close it."""
-    from .checkpoint import atomic_write
+    from pyro_hea.infer.checkpoint import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png"))
     plt.close(fig)

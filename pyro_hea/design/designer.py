@@ -17,17 +17,17 @@ Four workflows, all methods of :class:`Designer`:
 
 Every candidate goes through the same checks (:meth:`Designer.score`):
 
-- **validity** (:func:`~pyro_hea.design_space.check_validity`): finite,
+- **validity** (:func:`~pyro_hea.design.space.check_validity`): finite,
   non-negative, sums to 100 at.%, element count within the rules' bounds;
 - **scoring**: ``p_model`` = q(y = target | x) of the model, and
   ``uncertainty``, the entropy of q(y | x) in bits (0 = certain, 1 = a coin
   flip for K = 2). It is the spread of one point-estimate classifier, not a
   model (epistemic) uncertainty; the judge, the domain flag and the novelty
   distance are the checks against over-confidence;
-- **independent judge** (:class:`~pyro_hea.judge.Judge`): ``p_judge`` from
+- **independent judge** (:class:`~pyro_hea.design.judge.Judge`): ``p_judge`` from
   gradient-boosted trees on the descriptors, fit on every labelled alloy and
   never used to generate; ``agree`` when both pick the same class;
-- **novelty** (:mod:`pyro_hea.novelty`): the nearest alloy of the run's
+- **novelty** (:mod:`pyro_hea.design.novelty`): the nearest alloy of the run's
   dataset (every split: a design that reproduces a known alloy is not new),
   its composition distance in at.% and the ``novel`` flag;
 - **flags**: alloys with an element outside the model's vocabulary, or an
@@ -55,11 +55,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .api import PhaseModel
-from .checkpoint import atomic_write
-from .composition import CompositionError, as_composition, canonical_formula
-from .descriptors import DESCRIPTOR_NAMES, element_table, featurize
-from .design_space import (
+from pyro_hea.infer.phase_model import PhaseModel
+from pyro_hea.infer.checkpoint import atomic_write
+from pyro_hea.data.composition import CompositionError, as_composition, canonical_formula
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, element_table, featurize
+from pyro_hea.design.space import (
     DEFAULT_PALETTE,
     CompositionRules,
     check_validity,
@@ -68,12 +68,12 @@ from .design_space import (
     grid_space,
     realize,
 )
-from .errors import PyroHeaError
-from .families import FAMILIES, family_matrix
-from .judge import Judge
-from .novelty import NOVELTY_THRESHOLD, DescriptorDomain, NoveltyIndex
-from .priors import StandardNormal
-from .tensors import AlloyTensors
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.data.families import FAMILIES, family_matrix
+from pyro_hea.design.judge import Judge
+from pyro_hea.design.novelty import NOVELTY_THRESHOLD, DescriptorDomain, NoveltyIndex
+from pyro_hea.model.priors import StandardNormal
+from pyro_hea.model.tensors import AlloyTensors
 
 __all__ = ["DesignError", "DesignResult", "Designer", "format_summary"]
 
@@ -209,7 +209,7 @@ class Designer:
         A trained model.
     df : DataFrame
         The dataset the model was trained on (from
-        :func:`~pyro_hea.datasets.load_dataset`): its labelled alloys fit the
+        :func:`~pyro_hea.data.datasets.load_dataset`): its labelled alloys fit the
         judge, all its alloys are the novelty reference.
     split : Series, optional
         The run's split; its ``labelled`` and ``unlabelled`` rows are the
@@ -262,13 +262,13 @@ class Designer:
 
     @classmethod
     def from_run(cls, run, **kwargs) -> Designer:
-        """A designer for a run directory (path or :class:`~pyro_hea.run.Run`).
+        """A designer for a run directory (path or :class:`~pyro_hea.infer.run.Run`).
 
         Examples
         --------
         >>> Designer.from_run("runs/pei2020", novelty_threshold=5.0)  # doctest: +SKIP
         """
-        from .run import Run, load_run
+        from pyro_hea.infer.run import Run, load_run
 
         run = run if isinstance(run, Run) else load_run(run)
         return cls(run.model, run.df, run.split, **kwargs)
@@ -581,7 +581,7 @@ class Designer:
             drawn at random (of ``family`` if given), with y_i each alloy's
             predicted class: the region of latent space the data occupies.
         family : str, optional
-            An alloy family of :data:`~pyro_hea.families.FAMILIES`.
+            An alloy family of :data:`~pyro_hea.data.families.FAMILIES`.
         seed : int
             Seed of the draws (the global random state is left alone).
 
@@ -635,7 +635,7 @@ class Designer:
 
         Elements in ``rules.exclude`` are removed and the rest renormalized;
         with ``realistic`` (default) the result goes through
-        :func:`~pyro_hea.design_space.realize`.
+        :func:`~pyro_hea.design.space.realize`.
 
         Examples
         --------

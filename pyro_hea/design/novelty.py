@@ -33,8 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .descriptors import DESCRIPTOR_NAMES
-from .errors import PyroHeaError
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
 
 __all__ = ["NOVELTY_THRESHOLD", "DescriptorDomain", "NoveltyIndex", "composition_distance"]
 

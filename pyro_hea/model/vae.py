@@ -48,11 +48,11 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from .descriptors import DESCRIPTOR_NAMES
-from .errors import PyroHeaError
-from .networks import CompositionDecoder, LatentEncoder, LinearCompositionDecoder, PhaseClassifier
-from .priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
-from .tensors import AlloyTensors
+from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.model.networks import CompositionDecoder, LatentEncoder, LinearCompositionDecoder, PhaseClassifier
+from pyro_hea.model.priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
+from pyro_hea.model.tensors import AlloyTensors
 
 __all__ = ["ModelConfig", "PhaseVAE"]
 
@@ -127,9 +127,9 @@ class PhaseVAE(nn.Module):
     config : ModelConfig
         Sizes and weights.
     prior_z : LatentPrior, optional
-        Prior on z; :class:`~pyro_hea.priors.StandardNormal` by default.
+        Prior on z; :class:`~pyro_hea.model.priors.StandardNormal` by default.
     prior_y : PhasePrior, optional
-        Prior on y; :class:`~pyro_hea.priors.UniformPhase` by default.
+        Prior on y; :class:`~pyro_hea.model.priors.UniformPhase` by default.
 
     Examples
     --------
@@ -147,7 +147,7 @@ class PhaseVAE(nn.Module):
         self.prior_z = prior_z if prior_z is not None else StandardNormal()
         self.prior_y = prior_y if prior_y is not None else UniformPhase()
         if not isinstance(self.prior_z, LatentPrior) or not isinstance(self.prior_y, PhasePrior):
-            raise PyroHeaError("prior_z must be a LatentPrior and prior_y a PhasePrior (see pyro_hea.priors)")
+            raise PyroHeaError("prior_z must be a LatentPrior and prior_y a PhasePrior (see pyro_hea.model.priors)")
         self.prior_z.bind(self.vocabulary, c.n_classes, c.latent_dim)
         self.prior_y.bind(self.vocabulary, c.n_classes, c.latent_dim)
         self.decoder = DECODERS[c.decoder](c.latent_dim, c.n_classes, n_el, c.hidden)
@@ -205,7 +205,7 @@ class PhaseVAE(nn.Module):
         Examples
         --------
         >>> import numpy as np
-        >>> from pyro_hea.splits import DescriptorScaler
+        >>> from pyro_hea.data.splits import DescriptorScaler
         >>> vae = PhaseVAE(["Fe", "Ni"])
         >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
         ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
@@ -257,7 +257,7 @@ class PhaseVAE(nn.Module):
         Examples
         --------
         >>> import numpy as np
-        >>> from pyro_hea.splits import DescriptorScaler
+        >>> from pyro_hea.data.splits import DescriptorScaler
         >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=3))
         >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
         ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))

@@ -39,9 +39,9 @@ from pyro.infer import SVI, TraceEnum_ELBO
 from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
-from .errors import PyroHeaError
-from .model import PhaseVAE
-from .tensors import AlloyTensors
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.model.vae import PhaseVAE
+from pyro_hea.model.tensors import AlloyTensors
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingState", "Trainer", "make_elbo", "SELECTION_RULES"]
 
@@ -125,7 +125,7 @@ def make_elbo(strict: bool = True) -> TraceEnum_ELBO:
 
 
 class Trainer:
-    """Fit a :class:`~pyro_hea.model.PhaseVAE` with SVI.
+    """Fit a :class:`~pyro_hea.model.vae.PhaseVAE` with SVI.
 
     Parameters
     ----------
