@@ -14,7 +14,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pyro_hea.design.designer import DesignError, DesignResult
+from pyro_hea.design.result import DesignError, DesignResult
 
 __all__ = ["plot_contrast", "plot_latent_candidates", "plot_path_heatmap", "plot_trajectory"]
 
