@@ -204,9 +204,9 @@ MALFORMED = [
     ("cocrfemnni", "lower-case 'c' does not start an element symbol"),
     ("Fe0.5ni", "lower-case 'n' .*capital letter"),
     ("co", "capital letter"),
-    ("Fe0Ni", "amount '0' must be positive"),
-    ("Fe0.0Ni", "amount '0.0' must be positive"),
-    ("CoCrFeNiTi0", "amount '0' must be positive"),
+    ("Fe0", "all amounts are zero"),
+    ("Fe0Ni0.0", "all amounts are zero"),
+    ("(FeNi)0", "all amounts are zero"),
     ("Fe-1Ni", "negative amounts are not allowed"),
     ("Fe0.5Ni-0.5", "negative amounts are not allowed at position 7"),
     ("-FeNi", "negative amounts are not allowed at position 0"),
@@ -231,6 +231,15 @@ MALFORMED = [
     ("0.5FeNi", "an amount must follow an element symbol"),
     (".5Fe", "an amount must follow an element symbol"),
     ("Fe1.2.3", "an amount must follow an element symbol"),
+    ("Fe1e308Ni1e308", "amounts are too large: their sum overflows"),
+    ("Fe1e308Fe1e308", "amounts are too large: their sum overflows"),
+    ("(Fe1e308Ni1e308)2Co", "amounts are too large: their sum overflows"),
+    ("\u0421oCrFeNi", "non-ASCII letter '\u0421' [(]CYRILLIC CAPITAL LETTER ES[)].*Latin letters A-Z"),
+    ("Fe\u00b2Ni", "superscript digit '\u00b2' [(]SUPERSCRIPT TWO[)]: write amounts as plain digits"),
+    ("Fe\u2212Ni", "negative amounts are not allowed"),
+    ("Fe\u0663", "non-ASCII character '\u0663' [(]ARABIC-INDIC DIGIT THREE[)]"),
+    ("\u00c5Fe", "non-ASCII letter"),
+    ("\uff26\uff45\uff04", r"unexpected character '\$'"),
 ]
 
 
@@ -341,3 +350,92 @@ def test_parse_canonical_parse_is_identity(formula):
     # canonical_formula is a fixed point after one round trip
     assert canonical_formula(back) == canon
     assert canonical_formula(canon) == canon
+
+
+# ---------------------------------------------------------------------------
+# zero amounts, Unicode and hostile inputs (issues 12 and 13)
+# ---------------------------------------------------------------------------
+
+from pyro_hea.data.composition import formula_amounts  # noqa: E402
+
+
+@pytest.mark.parametrize("formula", ["Al0CoCrFeNi", "Al0.0CoCrFeNi", "CoCrAl0FeNi", "Al0.00e3 Co Cr Fe Ni",
+                                     "(Al0Ti0)CoCrFeNi", "CoCrFeNi(AlTi)0"])
+def test_zero_amount_means_absent(formula):
+    assert parse_formula(formula) == parse_formula("CoCrFeNi")
+    assert canonical_formula(formula) == "Co25Cr25Fe25Ni25"
+
+
+def test_formula_amounts_keep_the_zeros():
+    assert formula_amounts("Al0CoCrFeNi") == {"Al": 0.0, "Co": 1.0, "Cr": 1.0, "Fe": 1.0, "Ni": 1.0}
+    assert formula_amounts("Fe2Ni") == {"Fe": 2.0, "Ni": 1.0}
+    assert formula_amounts("(FeNi)2Al0") == {"Fe": 1.0, "Ni": 1.0, "Al": 0.0}
+    with pytest.raises(CompositionError, match="negative"):
+        formula_amounts("Al-1Fe")
+
+
+def test_full_width_and_subscript_forms_are_read_as_ascii():
+    assert parse_formula("\uff26\uff45Ni") == parse_formula("FeNi")  # full-width Fe
+    assert parse_formula("\uff21\uff4c\uff10\uff0e\uff15\uff23\uff4f") == parse_formula("Al0.5Co")
+    assert parse_formula("Fe\u3000Ni") == parse_formula("FeNi")  # ideographic space
+    assert parse_formula("Fe\u2082Ni") == parse_formula("Fe2Ni")  # subscript two
+    assert parse_formula("Fe\u00a0Ni") == parse_formula("FeNi")  # no-break space
+
+
+def test_cyrillic_capital_is_not_taken_for_a_latin_one():
+    # U+0421 looks like C; taking it for carbon (or normalising it) would be silent garbage
+    with pytest.raises(CompositionError, match="CYRILLIC CAPITAL LETTER ES") as info:
+        parse_formula("\u0421oCrFeNi")
+    assert "at position 0" in str(info.value)
+    with pytest.raises(CompositionError, match="GREEK CAPITAL LETTER ALPHA"):
+        parse_formula("\u0391lCoCrFeNi")
+
+
+def test_long_input_is_shortened_in_the_message():
+    huge = "Fe" + "1" * 2_000_000
+    with pytest.raises(CompositionError) as info:
+        parse_formula(huge)
+    message = str(info.value)
+    assert len(message) < 300 and "\n" not in message
+    assert "2,000,002 characters" in message and "not a finite number" in message
+    long_bad = "Fe" * 1_000_000 + "$"
+    with pytest.raises(CompositionError) as info:
+        parse_formula(long_bad)
+    assert len(str(info.value)) < 300 and "unexpected character '$' at position 2000000" in str(info.value)
+    with pytest.raises(CompositionError) as info:
+        normalize({el: -1.0 for el in PERIODIC_TABLE})
+    assert len(str(info.value)) < 300
+
+
+def test_overflowing_mapping_is_a_composition_error():
+    with pytest.raises(CompositionError, match="sum overflows"):
+        normalize({"Fe": 1e308, "Ni": 1e308})
+    with pytest.raises(CompositionError, match="sum overflows"):
+        canonical_formula("Fe1e308Ni1e308")
+    # huge but summable amounts are fine
+    assert parse_formula("Fe1e300Ni1e300") == approx_dict({"Fe": 0.5, "Ni": 0.5})
+
+
+# random strings: either a valid composition or a CompositionError, never anything else
+_TOKENS = st.one_of(
+    st.sampled_from(ELEMENTS + ["Xx", "B", "C", "(", ")", " ", ".", "e", "-", "0", "1", "0.5", "1e308",
+                                "1e-400", "nan", "inf", "\u00b2", "\u2082", "\uff26", "\u0421", "$"]),
+    st.text(max_size=3),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TOKENS, max_size=12).map("".join))
+def test_any_string_parses_or_raises_composition_error(text):
+    try:
+        comp = parse_formula(text)
+    except CompositionError as err:
+        message = str(err)
+        assert message and "\n" not in message
+        return
+    assert comp and all(el in PERIODIC_TABLE for el in comp)
+    assert all(math.isfinite(v) and 0 < v <= 1 for v in comp.values())
+    assert math.fsum(comp.values()) == pytest.approx(1.0, abs=1e-9)
+    # a parsed formula has a canonical form that parses back
+    assert set(parse_formula(canonical_formula(comp))) <= set(comp)

@@ -147,3 +147,43 @@ def test_element_table_pairs():
 def test_featurize_rejects_bad_input(x, problem):
     with pytest.raises(CompositionError, match=problem):
         featurize(x, ["Fe", "Ni"])
+
+
+# ---------------------------------------------------------------------------
+# properties (hypothesis): finite, permutation- and scale-invariant
+# ---------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from pyro_hea.data.descriptors import _missing_pairs  # noqa: E402
+
+_COVERED = sorted(covered_elements())
+_NO_PAIR = _missing_pairs()
+
+
+@st.composite
+def compositions(draw):
+    elements = draw(st.lists(st.sampled_from(_COVERED), min_size=1, max_size=8, unique=True))
+    if any(pair <= set(elements) for pair in _NO_PAIR):
+        elements = elements[:1]
+    amounts = draw(st.lists(st.floats(1e-3, 1e3), min_size=len(elements), max_size=len(elements)))
+    return elements, np.array(amounts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(compositions(), st.randoms(use_true_random=False), st.floats(1e-6, 1e6))
+def test_descriptors_are_finite_permutation_and_scale_invariant(comp, rng, scale):
+    elements, amounts = comp
+    base = featurize(amounts[None, :], elements)[0]
+    assert np.isfinite(base).all()
+    assert base[6] >= 0.0 and base[4] >= 0.0 and base[5] >= 0.0  # dS_mix, delta, delta_chi
+    order = list(range(len(elements)))
+    rng.shuffle(order)
+    shuffled = featurize(amounts[order][None, :], [elements[i] for i in order])[0]
+    np.testing.assert_allclose(shuffled, base, rtol=1e-9, atol=1e-9)
+    scaled = featurize(scale * amounts[None, :], elements)[0]
+    np.testing.assert_allclose(scaled, base, rtol=1e-9, atol=1e-9)
+    # the one-alloy helper agrees with the vectorized path
+    one = descriptors(dict(zip(elements, amounts.tolist())))
+    np.testing.assert_allclose([one[name] for name in DESCRIPTOR_NAMES], base, rtol=1e-9, atol=1e-9)

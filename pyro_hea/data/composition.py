@@ -9,8 +9,15 @@ write them::
     Fe17Ni17Cr17Co22Al17Mo8    atomic percent
     Al0.25 Co1 Fe1 Ni1         space separated (Borg et al. 2020 style)
     (CoCrFeNi)95Al5            a parenthesised group counts as one unit
+    Al0CoCrFeNi                a zero amount: the element is absent (x = 0
+                               of the AlxCoCrFeNi series)
 
-A repeated element is summed (``CoCrFeNiNi`` is Co1Cr1Fe1Ni2).
+A repeated element is summed (``CoCrFeNiNi`` is Co1Cr1Fe1Ni2). Full-width
+forms (``ＦｅＮｉ``, as some East Asian keyboards type them) and subscript
+digits (``Fe₂Ni``) are read as their ASCII counterparts. Any other non-ASCII
+character is an error that names it: a Cyrillic ``С`` that looks like a
+Latin ``C`` is not silently taken for carbon or cobalt, and a superscript
+digit (``Fe²``, often a footnote mark) is not taken for an amount.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pyro_hea.errors import PyroHeaError
 import itertools
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -28,6 +36,7 @@ __all__ = [
     "CompositionError",
     "PERIODIC_TABLE",
     "parse_formula",
+    "formula_amounts",
     "normalize",
     "canonical_formula",
     "composition_key",
@@ -54,11 +63,43 @@ PERIODIC_TABLE: tuple[str, ...] = tuple(
 _ATOMIC_NUMBER = {symbol: z for z, symbol in enumerate(PERIODIC_TABLE, start=1)}
 
 _SYMBOL = re.compile(r"[A-Z][a-z]?")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?", re.ASCII)
+
+# Full-width ASCII variants (U+FF01..U+FF5E), the ideographic space and
+# subscript digits map to plain ASCII; nothing else is normalised.
+_TO_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_TO_ASCII[0x3000] = ord(" ")
+_TO_ASCII.update({0x2080 + d: ord(str(d)) for d in range(10)})
+_SUPERSCRIPT_DIGITS = "\u00b9\u00b2\u00b3\u2070\u2074\u2075\u2076\u2077\u2078\u2079"
+_MINUS_SIGNS = "\u2212\u2013\u2014\u2010\u2011\ufe63\u207b\u208b"
+
+#: Inputs longer than this many characters are shortened in error messages.
+MESSAGE_CHARS = 60
+
+
+def _show(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``repr`` of an input for an error message, shortened if it is long."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 def _fail(formula: str, pos: int, problem: str) -> CompositionError:
-    return CompositionError(f"formula {formula!r}: {problem} at position {pos}")
+    return CompositionError(f"formula {_show(formula)}: {problem} at position {pos}")
+
+
+def _non_ascii(formula: str, pos: int) -> CompositionError:
+    char = formula[pos]
+    name = unicodedata.name(char, f"U+{ord(char):04X}")
+    if char in _SUPERSCRIPT_DIGITS:
+        return _fail(formula, pos, f"superscript digit {char!r} ({name}): write amounts as plain digits, "
+                                   "e.g. 'Fe2Ni'")
+    if char in _MINUS_SIGNS:
+        return _fail(formula, pos, f"{char!r} ({name}): negative amounts are not allowed")
+    if char.isalpha():
+        return _fail(formula, pos, f"non-ASCII letter {char!r} ({name}): element symbols use only the "
+                                   "Latin letters A-Z and a-z")
+    return _fail(formula, pos, f"unexpected non-ASCII character {char!r} ({name})")
 
 
 def _read_amount(formula: str, pos: int) -> tuple[float | None, int]:
@@ -73,10 +114,107 @@ def _read_amount(formula: str, pos: int) -> tuple[float | None, int]:
         return None, pos
     value = float(match.group())
     if not math.isfinite(value):
-        raise _fail(formula, pos, f"amount {match.group()!r} is not a finite number")
-    if value <= 0:
-        raise _fail(formula, pos, f"amount {match.group()!r} must be positive")
+        raise _fail(formula, pos, f"amount {_show(match.group(), 20)} is not a finite number")
     return value, match.end()
+
+
+def _too_large(formula: str, pos: int) -> CompositionError:
+    return _fail(formula, pos, "the amounts are too large: their sum overflows a float; scale them down")
+
+
+def _add(formula: str, pos: int, into: dict[str, float], element: str, amount: float) -> None:
+    total = into.get(element, 0.0) + amount
+    if not math.isfinite(total):
+        raise _too_large(formula, pos)
+    into[element] = total
+
+
+def formula_amounts(formula: str) -> dict[str, float]:
+    """The amounts of a formula as written, before normalizing.
+
+    Zero amounts are kept (as ``0.0``), so that a caller can tell
+    ``Al0CoCrFeNi`` from ``CoCrFeNi``; :func:`parse_formula` drops them.
+
+    Raises
+    ------
+    CompositionError
+        As :func:`parse_formula`.
+
+    Examples
+    --------
+    >>> formula_amounts("Al0CoCrFeNi")
+    {'Al': 0.0, 'Co': 1.0, 'Cr': 1.0, 'Fe': 1.0, 'Ni': 1.0}
+    """
+    if not isinstance(formula, str):
+        raise CompositionError(f"formula must be a string, got {type(formula).__name__}: {_show(formula)}")
+    if not formula.strip():
+        raise CompositionError(f"formula {_show(formula)} is empty")
+    original = formula
+    formula = formula.translate(_TO_ASCII)
+    stack: list[dict[str, float]] = [{}]
+    pos = 0
+    n = len(formula)
+    try:
+        while pos < n:
+            char = formula[pos]
+            if char.isspace():
+                pos += 1
+            elif not char.isascii():
+                raise _non_ascii(formula, pos)
+            elif char == "(":
+                stack.append({})
+                pos += 1
+            elif char == ")":
+                if len(stack) == 1:
+                    raise _fail(formula, pos, "unmatched ')'")
+                group = stack.pop()
+                if not group:
+                    raise _fail(formula, pos, "empty parentheses")
+                start = pos
+                amount, pos = _read_amount(formula, pos + 1)
+                amount = 1.0 if amount is None else amount
+                total = math.fsum(group.values())
+                for element, part in group.items():
+                    _add(formula, start, stack[-1], element, part / total * amount if total > 0 else 0.0)
+            elif char.isupper():
+                symbol = _SYMBOL.match(formula, pos).group()
+                if symbol not in _ATOMIC_NUMBER:
+                    raise _fail(formula, pos, f"unknown element symbol {symbol!r}")
+                amount, end = _read_amount(formula, pos + len(symbol))
+                _add(formula, pos, stack[-1], symbol, 1.0 if amount is None else amount)
+                pos = end
+            elif char.islower():
+                start = pos
+                while start > 0 and formula[start - 1].isascii() and formula[start - 1].isalpha():
+                    start -= 1
+                end = pos
+                while end < n and formula[end].isascii() and formula[end].isalpha():
+                    end += 1
+                word = formula[start:end]
+                if word.lower() in ("nan", "inf", "infinity"):
+                    raise _fail(formula, start, f"amount {word!r} is not a finite number")
+                raise _fail(
+                    formula, pos,
+                    f"lower-case {char!r} does not start an element symbol (symbols begin with a capital "
+                    "letter, e.g. 'Co', not 'co')",
+                )
+            elif char.isdigit() or char == ".":
+                raise _fail(formula, pos, "an amount must follow an element symbol or ')'")
+            elif char == "-":
+                raise _fail(formula, pos, "negative amounts are not allowed")
+            else:
+                raise _fail(formula, pos, f"unexpected character {char!r}")
+    except OverflowError:  # math.fsum of a group whose amounts overflow
+        raise _too_large(formula, pos) from None
+    except CompositionError as err:
+        if formula != original:  # name the input as the user wrote it
+            raise CompositionError(str(err).replace(_show(formula), _show(original), 1)) from None
+        raise
+    if len(stack) > 1:
+        raise CompositionError(f"formula {_show(original)}: unmatched '('")
+    if not stack[0]:
+        raise CompositionError(f"formula {_show(original)} contains no element")
+    return stack[0]
 
 
 def parse_formula(formula: str) -> dict[str, float]:
@@ -86,19 +224,23 @@ def parse_formula(formula: str) -> dict[str, float]:
     ----------
     formula : str
         The formula, e.g. ``"Al0.5CoCrFeNi"``. Element symbols must be
-        capitalised as in the periodic table.
+        capitalised as in the periodic table. A zero amount
+        (``"Al0CoCrFeNi"``) means the element is absent.
 
     Returns
     -------
     dict of str to float
-        Atomic fractions summing to 1, in order of first appearance.
+        Atomic fractions summing to 1, in order of first appearance;
+        elements with a zero amount are left out.
 
     Raises
     ------
     CompositionError
         If the formula is empty, has an unknown or lower-case symbol, a
-        zero, negative or non-finite amount, an unmatched parenthesis or
-        any stray character. The message names the formula and the problem.
+        negative or non-finite amount, amounts whose sum overflows, only
+        zero amounts, an unmatched parenthesis, a non-ASCII letter or
+        superscript digit, or any stray character. The message names the
+        formula (shortened if it is long) and the problem.
 
     Examples
     --------
@@ -106,63 +248,10 @@ def parse_formula(formula: str) -> dict[str, float]:
     0.1111111111111111
     >>> parse_formula("Al0.25 Co1 Fe1 Ni1") == parse_formula("AlCo4Fe4Ni4")
     True
+    >>> parse_formula("Al0CoCrFeNi") == parse_formula("CoCrFeNi")
+    True
     """
-    if not isinstance(formula, str):
-        raise CompositionError(f"formula must be a string, got {type(formula).__name__}: {formula!r}")
-    if not formula.strip():
-        raise CompositionError(f"formula {formula!r} is empty")
-    stack: list[dict[str, float]] = [{}]
-    pos = 0
-    n = len(formula)
-    while pos < n:
-        char = formula[pos]
-        if char.isspace():
-            pos += 1
-        elif char == "(":
-            stack.append({})
-            pos += 1
-        elif char == ")":
-            if len(stack) == 1:
-                raise _fail(formula, pos, "unmatched ')'")
-            group = stack.pop()
-            if not group:
-                raise _fail(formula, pos, "empty parentheses")
-            amount, pos = _read_amount(formula, pos + 1)
-            total = math.fsum(group.values())
-            for element, part in group.items():
-                stack[-1][element] = stack[-1].get(element, 0.0) + part / total * (amount or 1.0)
-        elif char.isupper():
-            symbol = _SYMBOL.match(formula, pos).group()
-            if symbol not in _ATOMIC_NUMBER:
-                raise _fail(formula, pos, f"unknown element symbol {symbol!r}")
-            amount, pos = _read_amount(formula, pos + len(symbol))
-            stack[-1][symbol] = stack[-1].get(symbol, 0.0) + (1.0 if amount is None else amount)
-        elif char.islower():
-            start = pos
-            while start > 0 and formula[start - 1].isalpha():
-                start -= 1
-            end = pos
-            while end < n and formula[end].isalpha():
-                end += 1
-            word = formula[start:end]
-            if word.lower() in ("nan", "inf", "infinity"):
-                raise _fail(formula, start, f"amount {word!r} is not a finite number")
-            raise _fail(
-                formula, pos,
-                f"lower-case {char!r} does not start an element symbol (symbols begin with a capital "
-                "letter, e.g. 'Co', not 'co')",
-            )
-        elif char.isdigit() or char == ".":
-            raise _fail(formula, pos, "an amount must follow an element symbol or ')'")
-        elif char == "-":
-            raise _fail(formula, pos, "negative amounts are not allowed")
-        else:
-            raise _fail(formula, pos, f"unexpected character {char!r}")
-    if len(stack) > 1:
-        raise CompositionError(f"formula {formula!r}: unmatched '('")
-    if not stack[0]:
-        raise CompositionError(f"formula {formula!r} contains no element")
-    return normalize(stack[0], name=formula)
+    return normalize(formula_amounts(formula), name=formula)
 
 
 def normalize(amounts: Mapping[str, float], name: str | None = None) -> dict[str, float]:
@@ -180,7 +269,12 @@ def normalize(amounts: Mapping[str, float], name: str | None = None) -> dict[str
     >>> normalize({"Fe": 1, "Ni": 3})
     {'Fe': 0.25, 'Ni': 0.75}
     """
-    label = repr(name) if name is not None else repr(dict(amounts))
+    if name is not None:
+        label = _show(name)
+    else:
+        label = repr(dict(amounts))
+        if len(label) > 2 * MESSAGE_CHARS:
+            label = f"{label[:2 * MESSAGE_CHARS]}... ({len(amounts):,} elements)"
     for element, value in amounts.items():
         if element not in _ATOMIC_NUMBER:
             raise CompositionError(f"composition {label}: unknown element symbol {element!r}")
@@ -188,7 +282,14 @@ def normalize(amounts: Mapping[str, float], name: str | None = None) -> dict[str
             raise CompositionError(f"composition {label}: amount of {element} is {value!r}, not a finite number")
         if value < 0:
             raise CompositionError(f"composition {label}: amount of {element} is negative ({value})")
-    total = math.fsum(float(v) for v in amounts.values())
+    try:
+        total = math.fsum(float(v) for v in amounts.values())
+    except OverflowError:
+        total = math.inf
+    if not math.isfinite(total):
+        raise CompositionError(
+            f"composition {label}: the amounts are too large: their sum overflows a float; scale them down"
+        )
     if total <= 0:
         raise CompositionError(f"composition {label}: all amounts are zero")
     return {el: float(v) / total for el, v in amounts.items() if v > 0}
