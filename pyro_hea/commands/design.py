@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
-from pyro_hea.design.designer import Designer, DesignError, format_summary
 from pyro_hea.design.space import DEFAULT_PALETTE, CompositionRules
 from pyro_hea.design.novelty import NOVELTY_THRESHOLD
 
@@ -33,9 +30,9 @@ def add_parser(sub) -> None:
     g.add_argument("--palette", default=",".join(DEFAULT_PALETTE),
                    help="comma-separated elements of the generated space (default: common HEA elements)")
     g.add_argument("--k", type=int, default=5, help="elements per alloy of the generated space")
-    g.add_argument("--grid-step", type=float, help="at.% step of a non-equimolar grid (else equimolar alloys)")
-    g.add_argument("--grid-min", type=float, default=5.0, help="lowest at.% of an element on the grid")
-    g.add_argument("--grid-max", type=float, default=35.0, help="highest at.% of an element on the grid")
+    g.add_argument("--grid-step", type=float, help="at.%% step of a non-equimolar grid (else equimolar alloys)")
+    g.add_argument("--grid-min", type=float, default=5.0, help="lowest at.%% of an element on the grid")
+    g.add_argument("--grid-max", type=float, default=35.0, help="highest at.%% of an element on the grid")
     g = p.add_argument_group("latent")
     g.add_argument("--n", type=int, default=1000, help="latent points to draw")
     g.add_argument("--source", choices=("prior", "posterior"), default="prior",
@@ -65,12 +62,18 @@ def add_parser(sub) -> None:
 
 
 def _need(args, *names: str) -> None:
+    from pyro_hea.design.designer import DesignError
+
     missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) in (None, "")]
     if missing:
         raise DesignError(f"--mode {args.mode} needs {' and '.join(missing)}")
 
 
 def _read_formulas(path: str, column: str) -> list[str]:
+    import pandas as pd
+
+    from pyro_hea.design.designer import DesignError
+
     if not Path(path).is_file():
         raise FileNotFoundError(f"no input file at {path!r}")
     try:
@@ -86,6 +89,8 @@ def _read_formulas(path: str, column: str) -> list[str]:
 
 
 def run_design(args) -> int:
+    from pyro_hea.design.designer import Designer, format_summary  # torch loads only when a command runs
+
     rules = CompositionRules(min_percent=args.min_percent, resolution=args.resolution,
                              min_elements=args.min_elements, max_elements=args.max_elements,
                              exclude=tuple(el.strip() for el in args.exclude.split(",") if el.strip()))
