@@ -120,7 +120,7 @@ def _dataset():
 
 
 def _metrics(y: np.ndarray, probs: np.ndarray) -> dict:
-    from pyro_hea.diagnostics.metrics import classification_metrics
+    from pyro_hea.infer.metrics import classification_metrics
 
     m = classification_metrics(y, probs)
     return {"auc": m["auc"], "accuracy": m["accuracy"]}

@@ -30,7 +30,7 @@ from sklearn.neural_network import MLPClassifier
 
 from pyro_hea import PhaseModel, TrainConfig, load_dataset, paper_split
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
-from pyro_hea.diagnostics.metrics import classification_metrics
+from pyro_hea.infer.metrics import classification_metrics
 from pyro_hea.data.splits import DescriptorScaler
 
 BASELINE_GRIDS = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 
@@ -11,7 +10,9 @@ import pytest
 import torch
 
 from pyro_hea import PhaseModel, paper_split
-from pyro_hea.infer.checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, atomic_write, load_checkpoint
+from pyro_hea.infer.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, load_checkpoint, read_checkpoint_file,
+                                       write_checkpoint_file)
+from pyro_hea.io import atomic_write
 from pyro_hea.model.priors import AlloyFamilyMixture, EmpiricalRulesPhase
 
 N = 10
@@ -70,7 +71,11 @@ def test_round_trip_gives_identical_predictions_and_metrics(saved, sub, split):
 
 def test_checkpoint_holds_only_plain_data_and_the_package_version(saved):
     _, path = saved
-    data = torch.load(path, weights_only=True)  # would raise on any pickled object
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:  # a plain safetensors file: nothing to unpickle
+        assert set(handle.metadata()) == {"pyro_hea_tree"} and len(list(handle.keys())) > 10
+    data = read_checkpoint_file(path)
     assert data["format"] == FORMAT and data["format_version"] == FORMAT_VERSION
     meta = json.loads(data["meta_json"])
     import pyro_hea
@@ -104,7 +109,7 @@ def test_resuming_continues_the_step_counter_and_the_optimizer(saved, sub, split
 def test_load_then_save_keeps_the_optimizer_state(saved, tmp_path):
     _, path = saved
     PhaseModel.load(path).save(tmp_path / "copy.pt")
-    first, second = torch.load(path, weights_only=True), torch.load(tmp_path / "copy.pt", weights_only=True)
+    first, second = read_checkpoint_file(path), read_checkpoint_file(tmp_path / "copy.pt")
     assert first["optimizer"] and _tree_equal(first["optimizer"], second["optimizer"])
 
 
@@ -121,16 +126,18 @@ def test_failed_write_keeps_the_old_file(saved, tmp_path, monkeypatch):
     target = tmp_path / "model.pt"
     target.write_bytes(path.read_bytes())
     old = target.read_bytes()
-    real_save = torch.save
+    import safetensors.torch
 
-    def half_then_fail(obj, f, *args, **kwargs):
-        buffer = io.BytesIO()
-        real_save(obj, buffer)
+    real_save = safetensors.torch.save_file
+
+    def half_then_fail(tensors, f, *args, **kwargs):
+        real_save(tensors, f, *args, **kwargs)
+        data = open(f, "rb").read()
         with open(f, "wb") as handle:
-            handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            handle.write(data[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", half_then_fail)
+    monkeypatch.setattr(safetensors.torch, "save_file", half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         model.save(target)
     assert target.read_bytes() == old
@@ -175,10 +182,18 @@ def _corrupt_files(good: bytes, tmp_path):
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
     foreign = tmp_path / "foreign.pt"
-    torch.save({"state_dict": {"w": torch.zeros(3)}}, foreign)
+    write_checkpoint_file(foreign, {"state_dict": {"w": torch.zeros(3)}})
     a_list = tmp_path / "list.pt"
-    torch.save([torch.zeros(2)], a_list)
+    write_checkpoint_file(a_list, [torch.zeros(2)])
+    plain = tmp_path / "plain.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(3)}, str(plain))
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"format": FORMAT, "format_version": 1, "weights": {"w": torch.zeros(3)}}, legacy)
     return {
+        plain: "is not a pyro-hea checkpoint",
+        legacy: "corrupt or not a pyro-hea checkpoint .*torch.save file",
         truncated: "corrupt or not a pyro-hea checkpoint",
         noise: "corrupt or not a pyro-hea checkpoint",
         empty: "corrupt or not a pyro-hea checkpoint",
@@ -197,9 +212,9 @@ def test_corrupt_or_foreign_files_get_a_clear_error(saved, tmp_path):
 
 def test_wrong_format_version(saved, tmp_path):
     _, path = saved
-    data = torch.load(path, weights_only=True)
+    data = read_checkpoint_file(path)
     data["format_version"] = FORMAT_VERSION + 98
-    torch.save(data, tmp_path / "future.pt")
+    write_checkpoint_file(tmp_path / "future.pt", data)
     with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 98}; this pyro-hea reads "
                                               f"version {FORMAT_VERSION}"):
         PhaseModel.load(tmp_path / "future.pt")
@@ -224,15 +239,15 @@ def test_pickled_objects_are_refused_without_being_run(tmp_path, writer):
 
 def test_checkpoint_that_does_not_fit_the_model(saved, tmp_path):
     _, path = saved
-    data = torch.load(path, weights_only=True)
+    data = read_checkpoint_file(path)
     meta = json.loads(data["meta_json"])
     meta["model_config"]["latent_dim"] = 5  # the weights are for latent_dim 2
-    torch.save({**data, "meta_json": json.dumps(meta)}, tmp_path / "mismatch.pt")
+    write_checkpoint_file(tmp_path / "mismatch.pt", {**data, "meta_json": json.dumps(meta)})
     with pytest.raises(CheckpointError, match="does not fit") as info:
         PhaseModel.load(tmp_path / "mismatch.pt")
     assert "\n" not in str(info.value)
     no_meta = {k: v for k, v in data.items() if k != "meta_json"}
-    torch.save(no_meta, tmp_path / "no-meta.pt")
+    write_checkpoint_file(tmp_path / "no-meta.pt", no_meta)
     with pytest.raises(CheckpointError, match="does not fit"):
         PhaseModel.load(tmp_path / "no-meta.pt")
 
@@ -242,3 +257,96 @@ def test_missing_file(tmp_path):
         PhaseModel.load(tmp_path / "nope.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path)  # a directory is not a checkpoint file
+
+
+# ------------------------------------------------------------- hostile contents
+def test_nan_weights_are_refused(saved, tmp_path):
+    _, path = saved
+    data = read_checkpoint_file(path)
+    name = next(iter(data["weights"]))
+    data["weights"][name] = torch.full_like(data["weights"][name], float("nan"))
+    write_checkpoint_file(tmp_path / "nan.pt", data)
+    with pytest.raises(CheckpointError, match=f"NaN or infinite values in weights.{name}") as info:
+        PhaseModel.load(tmp_path / "nan.pt")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_a_degenerate_scaler_is_refused(saved, tmp_path, scale):
+    _, path = saved
+    data = read_checkpoint_file(path)
+    meta = json.loads(data["meta_json"])
+    meta["scaler_scale"][3] = scale
+    write_checkpoint_file(tmp_path / "scaler.pt", {**data, "meta_json": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="descriptor scaler with a zero, negative or non-finite scale"):
+        PhaseModel.load(tmp_path / "scaler.pt")
+
+
+def test_the_corrupt_message_passes_on_no_torch_hint(saved, tmp_path):
+    bad = tmp_path / "legacy.pt"
+    torch.save({"x": _Marker(tmp_path / "m")}, bad)
+    with pytest.raises(CheckpointError) as info:
+        PhaseModel.load(bad)
+    assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_wrong_training_state_does_not_fit(saved, tmp_path):
+    _, path = saved
+    data = read_checkpoint_file(path)
+    meta = json.loads(data["meta_json"])
+    meta["training_state"] = ["not", "a", "dict"]
+    write_checkpoint_file(tmp_path / "state.pt", {**data, "meta_json": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="does not fit"):
+        PhaseModel.load(tmp_path / "state.pt")
+    data["best_weights"] = {"w": torch.zeros(2)}
+    write_checkpoint_file(tmp_path / "best.pt", data)
+    with pytest.raises(CheckpointError, match="best weights do not match"):
+        PhaseModel.load(tmp_path / "best.pt")
+
+
+# ---------------------------------------------------------- atomic writes, again
+def test_atomic_write_calls_fsync_and_respects_the_umask(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", lambda tmp: open(tmp, "w").write("x"))
+        os.umask(0o077)
+        atomic_write(tmp_path / "b.txt", lambda tmp: open(tmp, "w").write("x"))
+    finally:
+        os.umask(old)
+    assert len(synced) >= 2
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_terminated_save_leaves_no_temporary_file(tmp_path):
+    """SIGTERM during a write (the CLI turns it into an exception) removes the temporary file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "model.pt"
+    script = (
+        "import signal, sys, time, pathlib\n"
+        "from pyro_hea.cli import _terminate_on_sigterm\n"
+        "from pyro_hea.io import atomic_write\n"
+        "_terminate_on_sigterm()\n"
+        "def slow(tmp):\n"
+        "    pathlib.Path(tmp).write_text('partial')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(30)\n"
+        f"atomic_write({str(target)!r}, slow)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    time.sleep(0.1)
+    assert proc.returncode != 0
+    assert list(tmp_path.iterdir()) == []

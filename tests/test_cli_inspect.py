@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pyro_hea.cli import main
-from pyro_hea.diagnostics.ppc import REPORT_FILES
+from pyro_hea.diagnostics.ppc_plots import REPORT_FILES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_hea.explain import explain as ex
+from pyro_hea import explain as ex
 from pyro_hea.cli import main as cli
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
+from pyro_hea.explain.latent import _clean_decoded
 from pyro_hea.infer.run import load_run
 
 
@@ -168,7 +169,7 @@ def test_phase_probability_map(run, tmp_path):
 def test_clean_decoded_drops_traces_and_uncovered_pairs():
     vocab = ("Fe", "Ni", "Th", "U")
     x = np.array([[50.0, 49.5, 0.3, 0.2], [40.0, 30.0, 20.0, 10.0]])
-    clean = ex._clean_decoded(x, vocab, min_percent=1.0)
+    clean = _clean_decoded(x, vocab, min_percent=1.0)
     np.testing.assert_allclose(clean.sum(axis=1), 100.0)
     assert clean[0, 2] == 0 and clean[0, 3] == 0  # below 1 at.%
     assert clean[1, 3] == 0 and clean[1, 2] > 0  # Th-U has no mixing enthalpy: the smaller goes

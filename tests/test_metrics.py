@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, roc_auc_score
 
-from pyro_hea.diagnostics.metrics import classification_metrics, expected_calibration_error, reconstruction_metrics
+from pyro_hea.infer.metrics import classification_metrics, expected_calibration_error, reconstruction_metrics
 
 
 def _binary(p1):

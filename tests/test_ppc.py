@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from pyro_hea import PhaseModel
-from pyro_hea.diagnostics import ppc
+from pyro_hea.diagnostics import ppc, ppc_plots
 from pyro_hea.diagnostics.inference_data import to_inference_data
-from pyro_hea.diagnostics.metrics import expected_calibration_error
+from pyro_hea.infer.metrics import expected_calibration_error
 from pyro_hea.model.vae import ModelConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -164,19 +164,19 @@ def _texts(fig):
 
 
 def test_plots_are_labelled(idata):
-    fig = ppc.plot_calibration(idata)
+    fig = ppc_plots.plot_calibration(idata)
     texts = _texts(fig)
     assert "accuracy in the bin" in texts and any("ECE" in t for t in texts)
     plt.close(fig)
-    fig = ppc.plot_separation(idata)
+    fig = ppc_plots.plot_separation(idata)
     assert fig.axes[0].get_xlabel().startswith("test alloys") and fig.axes[0].get_legend() is not None
     plt.close(fig)
-    fig = ppc.plot_single_phase_rate(idata)
+    fig = ppc_plots.plot_single_phase_rate(idata)
     texts = _texts(fig)
     assert "all alloys" in texts and "6+ elements" in texts and "single-phase rate" in texts
     assert any(t.startswith("p=") for ax in fig.axes for t in (x.get_text() for x in ax.texts))
     plt.close(fig)
-    fig = ppc.plot_latent_space(idata)
+    fig = ppc_plots.plot_latent_space(idata)
     texts = _texts(fig)
     for expected in (
         "single-phase",
@@ -194,26 +194,26 @@ def test_latent_plot_names_the_axes_shown(data):
     df, split = data
     torch.manual_seed(0)
     model = PhaseModel.build(df, split, ModelConfig(latent_dim=4, hidden=[8]))
-    fig = ppc.plot_latent_space(to_inference_data(model, df, split, num_samples=3))
+    fig = ppc_plots.plot_latent_space(to_inference_data(model, df, split, num_samples=3))
     x_label, y_label = fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
     assert x_label.startswith("principal component 1 of E[z | x]") and "4 latent axes" in x_label
     assert y_label.startswith("principal component 2 of E[z | x]") and "% of variance" in y_label
     plt.close(fig)
     model2 = PhaseModel.build(df, split, ModelConfig(latent_dim=2, hidden=[8]))
-    fig = ppc.plot_latent_space(to_inference_data(model2, df, split, num_samples=3))
+    fig = ppc_plots.plot_latent_space(to_inference_data(model2, df, split, num_samples=3))
     assert fig.axes[0].get_xlabel() == "posterior mean of z, axis 1"
     plt.close(fig)
 
 
 def test_write_report_and_overlay(idata, tmp_path):
-    paths = ppc.write_report(idata, tmp_path, prefix="x_")
-    assert sorted(p.name for p in paths.values()) == sorted(f"x_{n}" for n in ppc.REPORT_FILES.values())
+    paths = ppc_plots.write_report(idata, tmp_path, prefix="x_")
+    assert sorted(p.name for p in paths.values()) == sorted(f"x_{n}" for n in ppc_plots.REPORT_FILES.values())
     for path in paths.values():
         blob = path.read_bytes()
         assert blob.startswith(PNG_MAGIC) and len(blob) > 20_000
     both = {"a": idata, "b": idata}
-    assert ppc.plot_calibration(both, tmp_path / "c.png", splits=("val", "test")).stat().st_size > 20_000
+    assert ppc_plots.plot_calibration(both, tmp_path / "c.png", splits=("val", "test")).stat().st_size > 20_000
     assert (
-        ppc.plot_single_phase_rate(both, tmp_path / "r.png", splits=("val", "test")).stat().st_size
+        ppc_plots.plot_single_phase_rate(both, tmp_path / "r.png", splits=("val", "test")).stat().st_size
         > 20_000
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pyro_hea.commands.options import check_int, check_seed
 
 
 def add_parser(sub) -> None:
@@ -23,28 +23,32 @@ def add_parser(sub) -> None:
     p.add_argument("--points", type=int, default=11, help="points per latent axis in the traversals")
     p.add_argument("--grid", type=int, default=41, help="grid points per axis of the latent phase map")
     p.add_argument("--seed", type=int, default=0, help="seed of the background draw and the CV folds")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing on success")
     p.set_defaults(run=run_explain)
 
 
 def run_explain(args) -> int:
-    from pyro_hea.errors import PyroHeaError
-    from pyro_hea.explain.explain import explain_run
+    from pathlib import Path
+
+    check_int(args, "background", 2, 100_000)
+    check_int(args, "max_alloys", 1, 10**7)
+    check_int(args, "points", 2, 10_000)
+    check_int(args, "grid", 2, 2_000)
+    check_seed(args)
+
+    from pyro_hea.explain.report import explain_run
     from pyro_hea.infer.run import load_run
 
-    for name in ("background", "points", "grid"):
-        if getattr(args, name) < 2:
-            raise PyroHeaError(f"--{name} must be at least 2, got {getattr(args, name)}")
-    if args.max_alloys is not None and args.max_alloys < 1:
-        raise PyroHeaError(f"--max-alloys must be positive, got {args.max_alloys}")
     run = load_run(args.run_dir)
     out = Path(args.out) if args.out else run.path / "explain"
     report = explain_run(run, out, n_background=args.background, n_explain=args.max_alloys,
-                         n_points=args.points, n_grid=args.grid, output=args.output, seed=args.seed)
+                         n_points=args.points, n_grid=args.grid, output=args.output, seed=args.seed,
+                         progress=not args.quiet)
     if not args.quiet:
         top = ", ".join(f"{k} {v:.3f}" for k, v in list(report["global_importance"].items())[:4])
         print(f"global importance (mean |SHAP|): {top}, ...")
         d = report["disentanglement"]
-        print(f"disentanglement AUC (z -> y, {d['n']} held-out alloys): {d['auc']:.3f}  (0.5 = disentangled)")
-        print(f"wrote {out}")
+        auc = "-" if d["auc"] is None or d["auc"] != d["auc"] else f"{d['auc']:.3f}"
+        print(f"disentanglement AUC (z -> y, {d['n']} held-out alloys): {auc}  (0.5 = disentangled)")
+        print(f"wrote {out}: {', '.join(report['files'])}")
     return 0

@@ -10,12 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_training_curve", "save_figure"]
+__all__ = ["plot_training_curve", "training_curve_figure", "save_figure"]
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Save a figure as PNG (150 dpi, tight) and close it."""
-    from pyro_hea.infer.checkpoint import atomic_write
+    from pyro_hea.io import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png"))
     plt.close(fig)
@@ -35,6 +35,34 @@ def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int |
     >>> h = {"step": [1, 2], "train_loss": [3.0, 2.0], "val_loss": [3.5, 2.5], "val_accuracy": [.5, .6]}
     >>> plot_training_curve(h, pathlib.Path(tempfile.mkdtemp()) / "c.png")
     """
+    save_figure(training_curve_figure(history, best_step, best_elbo_step), path)
+
+
+def _label_symlog_axis(ax) -> None:
+    """Ticks at 1, 2, 3 and 5 times powers of ten, labelled in plain numbers, on a symlog axis.
+
+    Matplotlib's default symlog ticks sit only on whole decades, so a loss
+    curve that stays within one decade showed no tick label at all.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter, SymmetricalLogLocator
+
+    transform = ax.yaxis.get_transform()
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(transform, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def training_curve_figure(history: dict, best_step: int | None = None, best_elbo_step: int | None = None):
+    """The figure of :func:`plot_training_curve`, not saved.
+
+    Examples
+    --------
+    >>> h = {"step": [1, 2], "train_loss": [300.0, 200.0], "val_loss": [350.0, 250.0], "val_accuracy": [.5, .6]}
+    >>> ax = training_curve_figure(h).axes[0]; ax.figure.canvas.draw()
+    >>> low, high = ax.get_ylim()
+    >>> [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    ['200', '300']
+    """
     steps = np.asarray(history["step"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(steps, history["train_loss"], label="training")
@@ -42,6 +70,7 @@ def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int |
     ax1.set_xlabel("SVI step")
     ax1.set_ylabel("loss per alloy (−ELBO + α·CE)")
     ax1.set_yscale("symlog")
+    _label_symlog_axis(ax1)
     ax2.plot(steps, history["val_accuracy"], color="C2", label="validation accuracy")
     if "val_log_loss" in history:
         ax2.plot(steps, history["val_log_loss"], color="C3", label="validation log-loss of q(y|x)")
@@ -59,4 +88,4 @@ def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int |
     ax2.legend(fontsize=8)
     ax1.legend(fontsize=8)
     fig.suptitle("pyro-hea training")
-    save_figure(fig, path)
+    return fig

@@ -29,7 +29,7 @@ from pyro_hea.data.composition import CompositionError, as_composition, to_vecto
 from pyro_hea.data.datasets import element_vocabulary
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.diagnostics.metrics import classification_metrics, reconstruction_metrics
+from pyro_hea.infer.metrics import classification_metrics, reconstruction_metrics
 from pyro_hea.model.vae import ModelConfig, PhaseVAE
 from pyro_hea.model.priors import LatentPrior, PhasePrior, make_prior, prior_name
 from pyro_hea.data.splits import DescriptorScaler
@@ -149,6 +149,13 @@ class PhaseModel:
         train.y = torch.where(hide, torch.full_like(train.y, -1), train.y)
         val_rows = np.flatnonzero((split == "val").to_numpy() & (tensors.y.numpy() >= 0))
         val = tensors[val_rows] if len(val_rows) else None
+        classes = sorted(set(train.y[train.y >= 0].tolist()))
+        if len(classes) < 2:
+            found = "no labelled alloy" if not classes else f"only class {self.class_names[classes[0]]!r}"
+            raise PyroHeaError(
+                f"the labelled training alloys hold {found}; a classifier needs at least two of the "
+                f"{self.n_classes} classes {list(self.class_names)}"
+            )
         self.trainer.fit(train, val, progress=progress)
         return self
 
@@ -160,7 +167,11 @@ class PhaseModel:
         if isinstance(alloys, pd.DataFrame):
             outside = sorted({el for comp in alloys["composition"] for el in comp} - set(self.vocabulary))
             if outside:
-                raise CompositionError(f"element(s) {outside} are outside the model's vocabulary")
+                shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+                hint = ("; was the model trained on another dataset?"
+                        if len(outside) > 5 else "")
+                raise CompositionError(f"{len(outside)} element(s) ({shown}) are outside the model's vocabulary "
+                                       f"of {len(self.vocabulary)} elements{hint}")
             return AlloyTensors.from_frame(alloys, self.vocabulary, self.scaler, self.n_classes)
         if isinstance(alloys, (str, dict)):
             alloys = [alloys]
@@ -235,13 +246,26 @@ class PhaseModel:
             py = _rebuild_prior("y", meta["prior_y"], prior_y)
             vae = PhaseVAE(meta["vocabulary"], model_config, pz, py)
             vae.load_state_dict(data["weights"])
-            scaler = DescriptorScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_scale"]))
-        except (KeyError, TypeError, json.JSONDecodeError, RuntimeError) as err:
+            scaler = DescriptorScaler(np.array(meta["scaler_mean"], dtype=float),
+                                      np.array(meta["scaler_scale"], dtype=float))
+            if scaler.mean.shape != scaler.scale.shape or scaler.scale.shape != (len(DESCRIPTOR_NAMES),):
+                raise TypeError(f"the descriptor scaler has shape {scaler.scale.shape}, not ({len(DESCRIPTOR_NAMES)},)")
+            if not (np.isfinite(scaler.mean).all() and np.isfinite(scaler.scale).all() and (scaler.scale > 0).all()):
+                raise CheckpointError(f"checkpoint {str(path)!r} has a descriptor scaler with a zero, negative or "
+                                      "non-finite scale; it cannot be used")
+            trainer = Trainer(vae, train_config)
+            for key, value in meta["training_state"].items():
+                if not hasattr(trainer.state, key):
+                    raise KeyError(f"unknown training state {key!r}")
+                setattr(trainer.state, key, value)
+            trainer.best_weights = data.get("best_weights", vae.state_dict())
+            expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
+            if {k: tuple(v.shape) for k, v in trainer.best_weights.items()} != expected:
+                raise RuntimeError("its best weights do not match the network's parameters")
+            trainer.set_optimizer_state(data.get("optimizer", {}))
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            if isinstance(err, CheckpointError):
+                raise
             detail = " ".join(str(err).split())  # one line: load_state_dict lists mismatches on many
-            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this version of pyro-hea: {detail}") from None
-        trainer = Trainer(vae, train_config)
-        for key, value in meta["training_state"].items():
-            setattr(trainer.state, key, value)
-        trainer.best_weights = data.get("best_weights", vae.state_dict())
-        trainer.set_optimizer_state(data.get("optimizer", {}))
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this version of pyro-hea: {detail[:300]}") from None
         return cls(vae, scaler, trainer, meta.get("metadata", {}))

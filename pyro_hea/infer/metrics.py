@@ -5,28 +5,48 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-__all__ = ["expected_calibration_error", "classification_metrics", "reconstruction_metrics"]
+__all__ = ["calibration_bins", "expected_calibration_error", "classification_metrics", "reconstruction_metrics"]
+
+
+def calibration_bins(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> list[dict]:
+    """The non-empty equal-width confidence bins of the predicted class's probability.
+
+    One row per bin with ``lower``, ``upper``, ``n``, ``confidence`` (mean
+    probability of the predicted class) and ``accuracy``; the ECE and the
+    reliability diagram are both read from these rows.
+
+    Examples
+    --------
+    >>> calibration_bins(np.array([1, 0]), np.array([[0.2, 0.8], [0.9, 0.1]]), n_bins=5)[0]["upper"]
+    0.8
+    """
+    probs = np.asarray(probs, dtype=float).reshape(len(np.asarray(y_true)), -1)
+    confidence = probs.max(axis=1) if probs.size else np.empty(0)
+    correct = (probs.argmax(axis=1) == np.asarray(y_true)).astype(float) if probs.size else np.empty(0)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        in_bin = which == b
+        if in_bin.any():
+            rows.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "n": float(in_bin.sum()),
+                         "confidence": float(confidence[in_bin].mean()), "accuracy": float(correct[in_bin].mean())})
+    return rows
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of the predicted class's probability, over equal-width confidence bins.
+    """ECE of the predicted class's probability, over the bins of :func:`calibration_bins`.
 
     Examples
     --------
     >>> expected_calibration_error(np.array([1, 0]), np.array([[0.0, 1.0], [1.0, 0.0]]))
     0.0
     """
-    probs = np.asarray(probs, dtype=float)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == np.asarray(y_true)).astype(float)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        in_bin = which == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+    rows = calibration_bins(y_true, probs, n_bins)
+    total = sum(r["n"] for r in rows)
+    if not total:
+        return float("nan")
+    return float(sum(r["n"] / total * abs(r["accuracy"] - r["confidence"]) for r in rows))
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
