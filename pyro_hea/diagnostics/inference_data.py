@@ -47,7 +47,7 @@ Examples
 >>> model = PhaseModel.build(df, split)
 >>> idata = to_inference_data(model, df, split, num_samples=10)
 >>> dict(idata.posterior["z"].sizes)
-{'chain': 1, 'draw': 10, 'alloy': 1055, 'latent_dim': 2}
+{'chain': 1, 'draw': 10, 'alloy': 1055, 'latent_dim': 16}
 """
 
 from __future__ import annotations
