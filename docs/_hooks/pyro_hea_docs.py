@@ -1,0 +1,152 @@
+"""MkDocs hooks that generate the parts of the site that must not drift from the code.
+
+- ``<!-- api-modules: PACKAGE -->`` in a page becomes one mkdocstrings block per public module
+  of ``PACKAGE`` (found by walking the source tree, so modules that are added, split or renamed
+  appear without editing the page);
+- ``<!-- cli-reference -->`` becomes the options of every ``pyro-hea`` command, read from the
+  argparse parsers in :mod:`pyro_hea.cli`;
+- the notebooks in ``tutorials/`` (outside ``docs/``) are added to the site as
+  ``tutorials/*.ipynb`` for mkdocs-jupyter to render with their committed outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = ROOT / "pyro_hea"
+TUTORIALS = ROOT / "tutorials"
+
+_API = re.compile(r"^<!-- api-modules: ([\w.]+) -->$", re.MULTILINE)
+_CLI = "<!-- cli-reference -->"
+
+
+# ---- tutorials --------------------------------------------------------------------------------
+
+@event_priority(100)  # before mkdocs-jupyter claims the notebooks
+def on_files(files, config):
+    for nb in sorted(TUTORIALS.glob("*.ipynb")):
+        files.append(File(f"tutorials/{nb.name}", str(ROOT), config["site_dir"],
+                          config["use_directory_urls"]))
+    return files
+
+
+# ---- API reference ----------------------------------------------------------------------------
+
+def public_modules(package: str) -> list[str]:
+    """Dotted names of the public modules directly in ``package`` (``pyro_hea`` or a subpackage).
+
+    For ``pyro_hea`` itself this is the package and its top-level modules; for a subpackage it
+    is the subpackage and every public module below it. Names starting with ``_`` are private.
+    """
+    parts = package.split(".")
+    folder = ROOT.joinpath(*parts)
+    if package == "pyro_hea":
+        found = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+    else:
+        found = [p for p in folder.rglob("*.py") if p.name != "__init__.py"]
+    names = [package]
+    for path in sorted(found):
+        rel = path.relative_to(ROOT).with_suffix("").parts
+        if any(part.startswith("_") for part in rel):
+            continue
+        names.append(".".join(rel))
+    return names
+
+
+def api_markdown(package: str) -> str:
+    blocks = []
+    for name in public_modules(package):
+        if name == package and package != "pyro_hea":
+            # The subpackage page opens with the subpackage docstring; its names are re-exported
+            # lazily and documented once, in the module that defines them.
+            blocks.append(f"::: {name}\n    options:\n      members: false\n      show_root_heading: false\n")
+        else:
+            blocks.append(f"::: {name}\n")
+    return "\n".join(blocks)
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+def _subcommands(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield name, helps.get(name), sub
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", r"\|").replace("\n", " ")
+
+
+def _options_table(parser: argparse.ArgumentParser) -> str:
+    formatter = parser._get_formatter()  # expands %(default)s etc. as --help does
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        if action.option_strings:
+            name = ", ".join(f"`{s}`" for s in action.option_strings)
+            if action.nargs != 0:
+                name += f" `{action.metavar or action.dest.upper()}`"
+        else:
+            name = f"`{action.metavar or action.dest}`"
+        if action.choices is not None and not isinstance(action.choices, dict):
+            values = ", ".join(f"`{c}`" for c in action.choices)
+        else:
+            values = ""
+        default = action.default
+        if action.required or not action.option_strings:
+            default_text = "required"
+        elif default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+            default_text = ""
+        else:
+            default_text = f"`{default}`"
+        try:
+            help_text = formatter._expand_help(action) if action.help else ""
+        except (TypeError, ValueError, KeyError) as err:  # what `--help` would crash on
+            raise PluginError(f"the help of {parser.prog} {action.option_strings or action.dest} is not a valid argparse "
+                              f"help string (write a literal % as %%): {err}") from None
+        rows.append(f"| {name} | {_cell(values)} | {_cell(default_text)} | {_cell(help_text)} |")
+    if not rows:
+        return ""
+    return "| option | choices | default | description |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def _usage(parser: argparse.ArgumentParser) -> str:
+    formatter = argparse.HelpFormatter(parser.prog, width=88)
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    return formatter.format_help().strip()
+
+
+def cli_markdown() -> str:
+    """The Markdown for every ``pyro-hea`` command, read from the argparse parsers."""
+    from pyro_hea.cli import build_parser
+
+    parser = build_parser()
+    out = [f"```text\n{_usage(parser)}\n```\n", _options_table(parser)]
+    for name, help_text, sub in _subcommands(parser):
+        out.append(f"## `pyro-hea {name}`\n")
+        if help_text:
+            out.append(_cell(help_text)[:1].upper() + _cell(help_text)[1:] + ".\n")
+        if sub.description and sub.description != help_text:
+            out.append(sub.description + "\n")
+        out.append(f"```text\n{_usage(sub)}\n```\n")
+        out.append(_options_table(sub))
+        if sub.epilog:
+            out.append(sub.epilog + "\n")
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown, page, config, files):
+    markdown = _API.sub(lambda m: api_markdown(m.group(1)), markdown)
+    if _CLI in markdown:
+        markdown = markdown.replace(_CLI, cli_markdown())
+    return markdown
