@@ -350,3 +350,15 @@ def test_a_terminated_save_leaves_no_temporary_file(tmp_path):
     time.sleep(0.1)
     assert proc.returncode != 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resumed_run_keeps_the_learning_rate_at_its_floor(saved, sub, split):
+    _, path = saved
+    loaded = PhaseModel.load(path)
+    cfg = loaded.trainer.config
+    loaded.trainer.config.steps = 6 * N  # without the floor, the fixed per-step decay would go on past it
+    loaded.train(sub, split, progress=False)
+    floor = cfg.lr * cfg.final_lr_fraction
+    rates = [g["lr"] for o in loaded.trainer.optim.optim_objs.values() for g in o.param_groups]
+    assert rates and min(rates) == pytest.approx(floor, rel=1e-9)
+    assert loaded.trainer.state.step == 6 * N

@@ -233,6 +233,7 @@ class Trainer:
                     )
                 running.append(loss / n)
                 self.state.step += 1
+                self._floor_learning_rate()
                 bar.update(1)
                 if self.state.step % cfg.eval_every == 0 or self.state.step == cfg.steps:
                     stop = self._evaluate(svi, float(np.mean(running)), val)
@@ -242,6 +243,17 @@ class Trainer:
                     if stop:
                         break
             self._param_scope = scope
+
+    def _floor_learning_rate(self) -> None:
+        """Keep the decayed learning rate at ``lr * final_lr_fraction`` at least.
+
+        The decay per step is fixed when the optimizer is made, so a resumed run
+        (``steps`` raised after a load) would otherwise decay past the floor.
+        """
+        floor = self.config.lr * self.config.final_lr_fraction
+        for optim in self.optim.optim_objs.values():
+            for group in optim.param_groups:
+                group["lr"] = max(group["lr"], floor)
 
     def _batch(self, labelled, unlabelled, generator):
         size = self.config.batch_size
