@@ -183,7 +183,8 @@ def read_config(path: str | os.PathLike) -> dict:
             raise RunError(f"{str(path)!r} has no {key!r} key; was it written by pyro-hea train?")
         value = config[key]
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise RunError(f"{str(path)!r}: {key!r} must be a {kind.__name__}, not {type(value).__name__} {value!r:.60}")
+            kinds = {str: "a string", int: "an integer", dict: "a JSON object"}
+            raise RunError(f"{str(path)!r}: {key!r} must be {kinds[kind]}, not {type(value).__name__} {value!r:.60}")
     if config["classes"] not in (2, 4):
         raise RunError(f"{str(path)!r}: \"classes\" must be 2 or 4, not {config['classes']}")
     return config
