@@ -17,12 +17,15 @@ import re
 
 import griffe
 
+#: Only objects of this package become links; the tests point it at a package of their own.
+PACKAGE = "pyro_hea"
+
 _ROLE = re.compile(r":(?:py:)?(mod|class|func|meth|attr|data|exc|obj|const):`(~?)([^`<>]+)`")
 
 
 def _target(obj: griffe.Object, name: str, collection) -> str | None:
     """The documented path of ``name`` as seen from ``obj``, or None when it is not ours."""
-    if name.startswith("pyro_hea.") or name == "pyro_hea":
+    if name.startswith(PACKAGE + ".") or name == PACKAGE:
         path = name
     else:
         first, _, rest = name.partition(".")
@@ -36,7 +39,7 @@ def _target(obj: griffe.Object, name: str, collection) -> str | None:
         if path is None:
             return None
         path = f"{path}.{rest}" if rest else path
-    if not path.startswith("pyro_hea") or any(p.startswith("_") for p in path.split(".")[1:]):
+    if path.split(".")[0] != PACKAGE or any(p.startswith("_") for p in path.split(".")[1:]):
         return None
     try:
         found = collection[path]
