@@ -49,7 +49,7 @@ def brute_nearest(x, reference):
 def test_realize_gives_rounded_compositions_within_the_rules():
     rng = np.random.default_rng(0)
     x = rng.dirichlet(np.full(30, 0.3), size=500) * 100
-    rules = CompositionRules(min_percent=5, resolution=0.5, max_elements=6)
+    rules = CompositionRules(min_percent=5, resolution=0.5, min_elements=2, max_elements=6)
     r = realize(x, rules)
     assert np.allclose(r.sum(axis=1), 100.0)
     assert np.allclose(r / 0.5, np.rint(r / 0.5))
@@ -63,7 +63,7 @@ def test_realize_gives_rounded_compositions_within_the_rules():
 
 
 def test_realize_keeps_the_largest_element_and_rejects_bad_input():
-    r = realize(np.array([[1.0, 1.0, 2.0]]), CompositionRules(min_percent=60))
+    r = realize(np.array([[1.0, 1.0, 2.0]]), CompositionRules(min_percent=60, min_elements=1))
     assert r.tolist() == [[0.0, 0.0, 100.0]]
     with pytest.raises(DesignSpaceError, match="negative"):
         realize(np.array([[50.0, -1.0]]))
@@ -225,8 +225,8 @@ def test_latent_design_gives_valid_deduplicated_rescored_candidates(designer, mo
     assert np.allclose(sample["p_model"], model.predict_proba(sample["formula"].tolist())[:, 1], atol=1e-5)
     raw = featurize(result.compositions[sample.index], designer.vocabulary)
     assert np.allclose(sample["p_judge"], designer.judge.predict_proba(raw)[:, 1])
-    # accepted = valid, scored, and classified as the target by the model
-    assert (t["accepted"] == (t["valid"] & t["scored"] & (t["p_model"] >= 0.5))).all()
+    # accepted = valid, scored, inside the training domain, novel, and classified as the target by the model
+    assert (t["accepted"] == (t["valid"] & t["scored"] & t["in_domain"] & t["novel"] & (t["p_model"] >= 0.5))).all()
     assert result.summary["candidates"] == int(t["accepted"].sum())
     # novelty against the data set, checked by brute force
     df, _ = data

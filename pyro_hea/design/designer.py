@@ -57,7 +57,7 @@ from pyro_hea.design.latent import LatentMixin
 from pyro_hea.design.novelty import NOVELTY_THRESHOLD, DescriptorDomain, NoveltyIndex
 from pyro_hea.design.result import DesignError, DesignResult, format_summary, one_thread
 from pyro_hea.design.screening import ScreeningMixin
-from pyro_hea.design.space import CompositionRules, check_validity, formulas
+from pyro_hea.design.space import CompositionRules, check_validity, formulas, principal_elements
 from pyro_hea.infer.phase_model import PhaseModel
 from pyro_hea.model.tensors import AlloyTensors
 
@@ -118,9 +118,13 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         self.judge = judge or Judge.fit(self.df, model.n_classes, seed=judge_seed)
         if self.judge.n_classes != model.n_classes:
             raise DesignError(f"the judge has {self.judge.n_classes} classes but the model {model.n_classes}")
-        self._allowed = np.array([el not in self.rules.exclude for el in self.vocabulary])
-        if not self._allowed.any():
-            raise DesignError("the composition rules exclude every element of the vocabulary")
+        self._allowed = self.rules.allowed(self.vocabulary)
+        if self._allowed.sum() < self.rules.min_elements:
+            raise DesignError(
+                f"the composition rules leave {int(self._allowed.sum())} element(s) of the model's vocabulary "
+                f"for decoded alloys ({[el for el, ok in zip(self.vocabulary, self._allowed) if ok]}), fewer than "
+                f"min_elements = {self.rules.min_elements}: widen the palette or lower min_elements"
+            )
         _, pairs = element_table(self.vocabulary)
         self._missing_pairs = np.isnan(pairs).astype(float)
 
@@ -236,6 +240,13 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
             )
             self.model.vae.eval()
             p_model[rows] = self.model.vae.predict_proba(tensors).numpy().astype(float)
+            broken = ~np.all(np.isfinite(p_model[rows]), axis=1)
+            if broken.any():
+                raise DesignError(
+                    f"the model gives non-finite probabilities (NaN or infinite) for {int(broken.sum())} of "
+                    f"{len(rows)} alloys, e.g. {formulas(xs[broken][:1], self.vocabulary)[0]}: its weights "
+                    "are corrupt; retrain it"
+                )
             p_judge[rows] = self.judge.predict_proba(raw)
             if novelty:
                 distance[rows], nearest[rows] = self.novelty.query(xs)
@@ -249,7 +260,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         agree = ok & (np.nan_to_num(p_model).argmax(axis=1) == np.nan_to_num(p_judge).argmax(axis=1))
         table = pd.DataFrame({
             "formula": list(names) if names is not None else [""] * n,
-            "n_elements": present.sum(axis=1).astype(int),
+            "n_elements": principal_elements(np.where(np.isfinite(x), x, 0.0), self.rules),
             "p_model": p_model[:, target],
             "p_judge": p_judge[:, target],
             "uncertainty": entropy,
@@ -274,9 +285,9 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
             return "invalid: negative or non-finite amounts"
         if abs(row.sum() - 100.0) > 1e-4:
             return f"invalid: amounts sum to {row.sum():.4g} at.%, not 100"
-        count = int((row > 0).sum())
-        return (f"invalid: {count} element(s), outside the bounds "
-                f"[{self.rules.min_elements}, {self.rules.max_elements}]")
+        count = int(principal_elements(row[None, :], self.rules)[0])
+        return (f"invalid: {count} principal element(s) (>= {self.rules.min_percent:g} at.%), outside the "
+                f"bounds [{self.rules.min_elements}, {self.rules.max_elements}]")
 
     def rates(self, table: pd.DataFrame, target, rows: np.ndarray | None = None) -> dict:
         """Counts and rates over ``rows`` (a bool mask) of a design table, all rows by default.

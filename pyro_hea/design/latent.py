@@ -1,8 +1,28 @@
-"""Latent-space design: draw z, decode it with y = target, realize, re-score, deduplicate.
+"""Latent-space design: draw z, decode it with y = target, realize, re-score, accept or resample.
 
 :class:`LatentMixin` gives :class:`~pyro_hea.design.designer.Designer` its
 :meth:`~LatentMixin.latent`, :meth:`~LatentMixin.sample_z`,
 :meth:`~LatentMixin.decode` and :meth:`~LatentMixin.training_latents` methods.
+
+The proposal has three parts, each a choice a metallurgist can read:
+
+1. **Where z comes from.** By default from the *aggregate posterior* of the
+   training alloys that already are what is asked for: alloys that meet the
+   composition rules (high-entropy, palette elements only) and whose label
+   (or, where unlabelled, predicted class) is the target. That is the region
+   of latent space where the data hold such alloys. ``pool="rules"`` drops
+   the class condition, ``pool="all"`` uses every training alloy, and
+   ``source="prior"`` draws from the model's prior instead.
+2. **Which elements the decoder may use.** Its element probabilities are
+   restricted to the allowed elements (the palette, less ``exclude`` and the
+   radioactive elements) and renormalized, which is the softmax of its
+   logits over those elements alone.
+3. **Which decodes become candidates.** A decode is *accepted* when it is a
+   valid alloy under the rules, can be scored, lies inside the training
+   descriptor range, is novel, and the model's own classifier gives the
+   target at least ``accept``. Rejected decodes stay in the table with the
+   reason in ``summary["rejected"]``; with ``n_accepted`` the designer draws
+   more z until it has that many candidates. The judge is never consulted.
 """
 
 from __future__ import annotations
@@ -14,57 +34,138 @@ import torch
 
 from pyro_hea.data.families import FAMILIES, family_matrix
 from pyro_hea.design.result import DesignError, DesignResult, one_thread
-from pyro_hea.design.space import realize
+from pyro_hea.design.space import check_validity, realize
 from pyro_hea.model.priors import StandardNormal
 from pyro_hea.model.tensors import AlloyTensors
 
-__all__ = ["LatentMixin"]
+__all__ = ["MAX_DRAWS", "POOLS", "SOURCES", "LatentMixin"]
+
+#: The most latent points one call draws, over all rounds (memory: about 1 kB per draw).
+MAX_DRAWS = 1_000_000
+
+#: Where z comes from.
+SOURCES = ("prior", "posterior")
+
+#: Which training alloys back the draws (see :meth:`LatentMixin.sample_z`).
+POOLS = ("target", "rules", "all")
+
+#: Reasons a decode is not accepted, in the order they are checked.
+REJECTIONS = ("invalid", "not scored", "out of domain", "known alloy", "model: not the target")
+
+
+def _check_count(name: str, value, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DesignError(f"{name} must be a whole number of latent draws, got {value!r}")
+    if value < 1:
+        raise DesignError(f"{name} must be a positive number of candidates, got {value}")
+    if value > limit:
+        raise DesignError(f"{name} = {value:,} is more than the limit of {limit:,} latent draws per call; "
+                          "draw in several calls with different seeds")
+    return int(value)
+
+
+def _round_seed(seed: int, round_: int) -> int:
+    """Round 0 uses ``seed`` itself, so one round is reproducible on its own."""
+    return int(seed) if round_ == 0 else int(np.random.SeedSequence([int(seed), round_]).generate_state(1)[0])
 
 
 class LatentMixin:
     """Latent-space design (a mixin of :class:`~pyro_hea.design.designer.Designer`)."""
 
-    def _training_tensors(self, family: str | None) -> AlloyTensors:
+    # ------------------------------------------------------------------ pool
+    def _training_classes(self) -> tuple[AlloyTensors, np.ndarray]:
+        """The training alloys (labels hidden) and each one's class: its label, else the predicted class."""
         tensors = self.model.tensors(self.df.iloc[self.train_rows])
-        tensors = tensors.hide_labels()
-        if family is None:
-            return tensors
-        if family not in FAMILIES:
-            raise DesignError(f"unknown family {family!r}; choose from {list(FAMILIES)}")
-        member = (tensors.x.numpy() @ family_matrix(self.vocabulary)).argmax(axis=1) == FAMILIES.index(family)
-        if not member.any():
-            raise DesignError(f"no training alloy of family {family!r}")
-        return tensors[np.flatnonzero(member)]
+        labels = tensors.y.numpy().copy()
+        self.model.vae.eval()
+        predicted = self.model.vae.predict_proba(tensors).argmax(-1).numpy()
+        return tensors.hide_labels(), np.where(labels >= 0, labels, predicted)
 
+    def design_pool(self, pool: str = "target", family: str | None = None, target=1) -> tuple[AlloyTensors, str]:
+        """The training alloys behind posterior (and data-dependent prior) draws, and a description.
+
+        ``pool="target"``: alloys that meet the composition rules (valid,
+        only allowed elements) and whose label, or predicted class where
+        unlabelled, is ``target``; ``"rules"``: every alloy that meets the
+        rules; ``"all"``: every training alloy. ``family`` restricts further
+        to one alloy family. The returned tensors carry each alloy's class
+        in ``y``.
+
+        Examples
+        --------
+        >>> alloys, what = designer.design_pool("target")  # doctest: +SKIP
+        >>> what  # doctest: +SKIP
+        '30 training alloys: single-phase, meeting the composition rules'
+        """
+        if pool not in POOLS:
+            raise DesignError(f"pool must be one of {list(POOLS)}, got {pool!r}")
+        target = self.class_index(target)
+        tensors, classes = self._training_classes()
+        x = tensors.x.numpy().astype(float)
+        keep = np.ones(len(x), dtype=bool)
+        parts = []
+        if pool == "target":
+            keep &= classes == target
+            parts.append(self.class_names[target])
+        if pool in ("target", "rules"):
+            keep &= check_validity(x, self.rules) & ~np.any((x > 0) & ~self._allowed, axis=1)
+            parts.append("meeting the composition rules")
+        if family is not None:
+            if family not in FAMILIES:
+                raise DesignError(f"unknown family {family!r}; choose from {list(FAMILIES)}")
+            member = (x @ family_matrix(self.vocabulary)).argmax(axis=1) == FAMILIES.index(family)
+            if not member.any():
+                raise DesignError(f"no training alloy of family {family!r}")
+            keep &= member
+            parts.append(f"of the {family} family")
+        what = ", ".join(parts) or "any"
+        if not keep.any():
+            raise DesignError(
+                f"no training alloy is {what} (pool {pool!r}); widen the palette or the rules, "
+                "or use pool='rules' or 'all', or source='prior'"
+            )
+        rows = np.flatnonzero(keep)
+        chosen = tensors[rows]
+        chosen.y = torch.as_tensor(classes[rows], dtype=torch.long)
+        return chosen, f"{len(rows)} training alloys: {what}"
+
+    # ----------------------------------------------------------------- draws
     @one_thread
-    def sample_z(self, n: int, source: str = "prior", family: str | None = None, seed: int = 0) -> torch.Tensor:
+    def sample_z(self, n: int, source: str = "posterior", family: str | None = None, seed: int = 0,
+                 pool: str = "target", target=1, spread: float = 1.0) -> torch.Tensor:
         """Draw ``n`` latent points.
 
         Parameters
         ----------
         source : str
-            ``"prior"``: from the model's prior p(z | alloy). The published
-            prior N(0, I) does not depend on the alloy; a data-dependent prior
-            (e.g. the family mixture) is evaluated at training alloys drawn at
-            random (of ``family`` if given), so the draws follow the prior's
-            mixture over the training data. ``"posterior"``: from the
-            aggregate posterior, z ~ q(z | x_i, y_i) for training alloys x_i
-            drawn at random (of ``family`` if given), with y_i each alloy's
-            predicted class: the region of latent space the data occupies.
+            ``"posterior"`` (default): from the aggregate posterior,
+            z ~ q(z | x_i, y_i) for training alloys x_i of the pool (see
+            :meth:`design_pool`) drawn at random, at their class y_i: the
+            region of latent space those alloys occupy. ``"prior"``: from the
+            model's prior p(z | alloy). The published prior N(0, I) does not
+            depend on the alloy; a data-dependent prior (e.g. the family
+            mixture) is evaluated at alloys of the pool drawn at random.
         family : str, optional
             An alloy family of :data:`~pyro_hea.data.families.FAMILIES`.
         seed : int
             Seed of the draws (the global random state is left alone).
+        pool : {"target", "rules", "all"}
+            Which training alloys back the draws (:meth:`design_pool`).
+        target : int or str
+            The class of the ``"target"`` pool.
+        spread : float
+            Scale factor on q(z | x)'s standard deviation (posterior draws).
 
         Examples
         --------
         >>> designer.sample_z(5, seed=0).shape  # doctest: +SKIP
         torch.Size([5, 2])
         """
-        if n < 1:
-            raise DesignError(f"n must be a positive number of candidates, got {n}")
-        if source not in ("prior", "posterior"):
+        n = _check_count("n", n, MAX_DRAWS)
+        if source not in SOURCES:
             raise DesignError(f"source must be 'prior' or 'posterior', got {source!r}")
+        if not (isinstance(spread, (int, float)) and np.isfinite(spread) and spread >= 0):
+            raise DesignError(f"spread must be a finite non-negative scale factor, got {spread!r}")
         prior = self.model.vae.prior_z
         if source == "prior" and family is not None and isinstance(prior, StandardNormal):
             raise DesignError(
@@ -77,12 +178,13 @@ class LatentMixin:
             with torch.no_grad():
                 if source == "prior" and isinstance(prior, StandardNormal):
                     return torch.randn(n, self.model.vae.config.latent_dim)
-                pool = self._training_tensors(family)
-                alloys = pool[rng.integers(0, len(pool), n)]
+                alloys, _ = self.design_pool(pool, family, target)
+                alloys = alloys[rng.integers(0, len(alloys), n)]
                 if source == "prior":
-                    return prior(alloys).sample()
-                loc, scale = self.model.vae.encode(alloys)
-                return loc + scale * torch.randn_like(loc)
+                    return prior(alloys.hide_labels()).sample()
+                self.model.vae.eval()
+                loc, scale = self.model.vae.encode(alloys.hide_labels(), alloys.y)
+                return loc + spread * scale * torch.randn_like(loc)
 
     @one_thread
     def training_latents(self) -> tuple[np.ndarray, np.ndarray]:
@@ -102,11 +204,15 @@ class LatentMixin:
 
     @one_thread
     def decode(self, z, y, realistic: bool = True) -> np.ndarray:
-        """Decode latent points with class ``y`` into at.% compositions.
+        """Decode latent points with class ``y`` into at.% compositions over the allowed elements.
 
-        Elements in ``rules.exclude`` are removed and the rest renormalized;
-        with ``realistic`` (default) the result goes through
-        :func:`~pyro_hea.design.space.realize`.
+        The decoder's element probabilities are restricted to the elements
+        the rules allow (``rules.allowed``: the palette, less ``exclude`` and
+        the radioactive elements) and renormalized: the softmax of the
+        decoder's logits over the allowed elements alone. With ``realistic``
+        (default) the result goes through :func:`~pyro_hea.design.space.realize`.
+        A row whose allowed elements all get probability 0 comes back as NaN
+        (scored as "not a composition").
 
         Examples
         --------
@@ -116,35 +222,61 @@ class LatentMixin:
         z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
         if z.ndim != 2 or z.shape[1] != self.model.vae.config.latent_dim:
             raise DesignError(f"z must have shape (n, {self.model.vae.config.latent_dim}), got {tuple(z.shape)}")
+        self.model.vae.eval()
         x = self.model.vae.decode(z, self.class_index(y)).numpy().astype(float)
-        if not self._allowed.all():
-            x = np.where(self._allowed, x, 0.0)
-            x = 100.0 * x / x.sum(axis=1, keepdims=True)
-        return realize(x, self.rules) if realistic else x
+        x = np.where(self._allowed, np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        x = np.clip(x, 0.0, None)
+        total = x.sum(axis=1, keepdims=True)
+        ok = total[:, 0] > 0
+        out = np.full_like(x, np.nan)
+        out[ok] = 100.0 * x[ok] / total[ok]
+        if realistic and ok.any():
+            out[ok] = realize(out[ok], self.rules)
+        return out
+
+    # ---------------------------------------------------------------- design
+    def _accepted(self, table, accept: float | None) -> tuple[np.ndarray, dict]:
+        """Which rows are candidates, and how many of the others fail each check first."""
+        checks = [
+            table["valid"].to_numpy(bool),
+            table["scored"].to_numpy(bool),
+            table["in_domain"].to_numpy(bool),
+            table["novel"].to_numpy(bool),
+            np.ones(len(table), dtype=bool) if accept is None else table["p_model"].fillna(-1).to_numpy() >= accept,
+        ]
+        passed = np.ones(len(table), dtype=bool)
+        rejected = {}
+        for name, ok in zip(REJECTIONS, checks):
+            rejected[name] = int((passed & ~ok).sum())
+            passed &= ok
+        return passed, rejected
 
     @one_thread
-    def latent(self, n: int = 1000, target=1, contrast=None, source: str = "prior", family: str | None = None,
+    def latent(self, n: int = 1000, target=1, contrast=None, source: str = "posterior", family: str | None = None,
                z: np.ndarray | None = None, seed: int = 0, deduplicate: bool = True,
-               compare: bool = True, accept: float | None = 0.5) -> DesignResult:
-        """Latent-space design: decode z with y = target, realize, re-score, deduplicate.
+               compare: bool = True, accept: float | None = 0.5, pool: str = "target", spread: float = 1.0,
+               n_accepted: int | None = None, max_rounds: int = 20) -> DesignResult:
+        """Latent-space design: decode z with y = target, realize, re-score, accept; resample if asked.
 
         The decoder proposes; the model's own classifier re-classifies each
-        realized alloy, and those with q(target | x) >= ``accept`` are the
-        candidates (column ``accepted``). The judge is never consulted: its
-        verdict on the candidates, and on all decodes, is the independent
-        check reported in the summary (``summary["all_decodes"]`` holds the
-        rates before acceptance).
+        realized alloy. A decode is accepted as a candidate (column
+        ``accepted``) when it is valid under the composition rules, scored,
+        inside the training descriptor range, novel, and q(target | x) >=
+        ``accept``. The judge is never consulted: its verdict on the
+        candidates, and on all decodes, is the independent check reported in
+        the summary (``summary["all_decodes"]`` holds the rates before
+        acceptance, ``summary["rejected"]`` why the others were rejected).
 
         Parameters
         ----------
         n : int
-            Latent points to draw (ignored when ``z`` is given).
+            Latent points to draw per round (ignored when ``z`` is given).
         target : int or str
             Class to decode with.
         contrast : int or str, optional
             Class to decode the same z with, for comparison
             (:meth:`default_contrast` if None).
-        source, family, seed
+        source, family, seed, pool, spread
             Where z comes from (see :meth:`sample_z`).
         z : ndarray (n, latent_dim), optional
             Latent points to decode instead of drawing them.
@@ -158,7 +290,12 @@ class LatentMixin:
         accept : float or None
             Threshold on ``p_model`` for a decode to become a candidate
             (0.5: the model classifies it as the target for K = 2); None
-            accepts every valid, scored decode.
+            drops the threshold (the other checks still apply).
+        n_accepted : int, optional
+            Draw rounds of ``n`` points (seeds derived from ``seed``) until
+            at least this many candidates are accepted, or ``max_rounds``
+            rounds or :data:`MAX_DRAWS` draws are spent
+            (``summary["rounds"]``).
 
         Returns
         -------
@@ -174,57 +311,105 @@ class LatentMixin:
         started = time.perf_counter()
         target = self.class_index(target)
         contrast = self.default_contrast(target) if contrast is None else self.class_index(contrast)
-        if accept is not None and not (0.0 <= accept <= 1.0):
+        if accept is not None and not (isinstance(accept, (int, float)) and 0.0 <= accept <= 1.0):
             raise DesignError(f"accept must be a probability in [0, 1] or None, got {accept}")
+        if n_accepted is not None:
+            n_accepted = _check_count("n_accepted", n_accepted, MAX_DRAWS)
+            max_rounds = _check_count("max_rounds", max_rounds, 10_000)
+            if z is not None:
+                raise DesignError("n_accepted draws new z until enough are accepted; it cannot be used with given z")
         if z is None:
-            z = self.sample_z(n, source, family, seed)
-        z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
-        generated = len(z)
-        x = self.decode(z, target)
-        draws = np.ones(len(x), dtype=int)
-        if deduplicate:
-            keys = np.ascontiguousarray(np.rint(x / self.rules.resolution).astype(np.int32))
-            keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
-            _, first, counts = np.unique(keys, return_index=True, return_counts=True)
-            order = np.argsort(first)
-            keep = first[order]
-            x, z, draws = x[keep], z[keep], counts[order]
+            n = _check_count("n", n, MAX_DRAWS)
+            pool_what = self.design_pool(pool, family, target)[1] if source == "posterior" or not isinstance(
+                self.model.vae.prior_z, StandardNormal) else None
+        else:
+            z = np.asarray(z, dtype=np.float32)
+            if len(z) > MAX_DRAWS:
+                raise DesignError(f"{len(z):,} latent points is more than the limit of {MAX_DRAWS:,} per call")
+            pool_what = None
+        rounds, zs, xs = 0, [], []
+        while True:
+            z_round = self.sample_z(n, source, family, _round_seed(seed, rounds), pool, target, spread) \
+                if z is None else torch.as_tensor(z)
+            zs.append(z_round)
+            xs.append(self.decode(z_round, target))
+            rounds += 1
+            if n_accepted is None or rounds >= max_rounds or (rounds + 1) * n > MAX_DRAWS:
+                break
+            probe = self._distinct(np.concatenate(xs), deduplicate)[0]
+            found, _ = self._accepted(self.score(np.concatenate(xs)[probe], target), accept)
+            if found.sum() >= n_accepted:
+                break
+        z_all, x = torch.cat(zs), np.concatenate(xs)
+        generated = len(z_all)
+        keep, draws = self._distinct(x, deduplicate)
+        x, z_all = x[keep], z_all[torch.as_tensor(keep)]
         table = self.score(x, target)
         attrs = dict(table.attrs)
-        accepted = table["scored"].to_numpy() & table["valid"].to_numpy()
-        if accept is not None:
-            accepted &= table["p_model"].to_numpy() >= accept
+        accepted, rejected = self._accepted(table, accept)
         table["accepted"] = accepted
         table["draws"] = draws
-        zs = z.numpy()
-        for d in range(zs.shape[1]):
-            table[f"z_{d + 1}"] = zs[:, d]
+        z_np = z_all.numpy()
+        for d in range(z_np.shape[1]):
+            table[f"z_{d + 1}"] = z_np[:, d]
         x_contrast = None
         summary_extra = {}
         if compare:
-            x_contrast = self.decode(z, contrast)
+            x_contrast = self.decode(z_all, contrast)
             other = self.score(x_contrast, target, novelty=False)
             table["formula_contrast"] = other["formula"].to_numpy()
             table["p_model_contrast"] = other["p_model"].to_numpy()
             table["p_judge_contrast"] = other["p_judge"].to_numpy()
-            table["contrast_distance"] = 0.5 * np.abs(x - x_contrast).sum(axis=1)
+            with np.errstate(invalid="ignore"):
+                table["contrast_distance"] = 0.5 * np.abs(x - x_contrast).sum(axis=1)
             both = table["scored"].to_numpy() & other["scored"].to_numpy()
-            summary_extra["contrast"] = {
-                "class": self.class_names[contrast],
-                "p_model_target": float(table.loc[both, "p_model"].mean()),
-                "p_model_contrast": float(other.loc[both, "p_model"].mean()),
-                "p_judge_target": float(table.loc[both, "p_judge"].mean()),
-                "p_judge_contrast": float(other.loc[both, "p_judge"].mean()),
-                "model_prefers_target": float((table.loc[both, "p_model"] > other.loc[both, "p_model"]).mean()),
-                "judge_prefers_target": float((table.loc[both, "p_judge"] > other.loc[both, "p_judge"]).mean()),
-                "mean_distance": float(table.loc[both, "contrast_distance"].mean()),
-            }
+            summary_extra["contrast"] = self._contrast_summary(table, other, both, accepted, contrast)
         table.attrs.update(attrs)
         seconds = time.perf_counter() - started
         summary = self.summarize(table, "latent", target, generated, seconds, candidates=accepted)
         summary["accept"] = accept
+        summary["accept_rate"] = float(accepted.mean()) if len(table) else float("nan")
+        summary["rejected"] = rejected
         summary["all_decodes"] = self.rates(table, target)
+        summary["rounds"] = rounds
         summary.update(summary_extra)
         summary["source"] = source if family is None else f"{source} ({family})"
+        if z is not None:
+            summary["source"] = "given z"
+        if pool_what is not None:
+            summary["pool"] = pool_what
+        if source == "posterior" and z is None and spread != 1.0:
+            summary["spread"] = float(spread)
         return DesignResult("latent", table, x, self.vocabulary, summary, x_contrast)
 
+    def _distinct(self, x: np.ndarray, deduplicate: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Rows to keep (first of each distinct composition, in draw order) and their draw counts."""
+        if not deduplicate:
+            return np.arange(len(x)), np.ones(len(x), dtype=int)
+        grid = np.where(np.isfinite(x), np.rint(x / self.rules.resolution), -1)
+        keys = np.ascontiguousarray(grid.astype(np.int32))
+        keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        order = np.argsort(first)
+        return first[order], counts[order]
+
+    def _contrast_summary(self, table, other, both: np.ndarray, accepted: np.ndarray, contrast: int) -> dict:
+        """Model and judge on the y = target and the y = contrast decode of the same z."""
+
+        def prefers(column: str, rows: np.ndarray) -> float:
+            if not rows.any():
+                return float("nan")
+            return float((table.loc[rows, column].to_numpy() > other.loc[rows, column].to_numpy()).mean())
+
+        return {
+            "class": self.class_names[contrast],
+            "compared": int(both.sum()),
+            "p_model_target": float(table.loc[both, "p_model"].mean()),
+            "p_model_contrast": float(other.loc[both, "p_model"].mean()),
+            "p_judge_target": float(table.loc[both, "p_judge"].mean()),
+            "p_judge_contrast": float(other.loc[both, "p_judge"].mean()),
+            "model_prefers_target": prefers("p_model", both),
+            "judge_prefers_target": prefers("p_judge", both),
+            "judge_prefers_target_accepted": prefers("p_judge", both & accepted),
+            "mean_distance": float(table.loc[both, "contrast_distance"].mean()),
+        }

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.infer.checkpoint import atomic_write
+from pyro_hea.io import atomic_write
 
 __all__ = ["DesignError", "DesignResult", "format_summary", "one_thread"]
 
@@ -112,7 +112,10 @@ def format_summary(summary: dict) -> str:
     """
     n = max(summary["candidates"], 1)
     head = summary["mode"] + (f" ({summary['source']})" if "source" in summary else "")
-    accepted = f" (accepted: p_model >= {summary['accept']:g})" if summary.get("accept") else ""
+    accepted = ""
+    if "accept_rate" in summary:
+        rule = f"p_model >= {summary['accept']:g}, " if summary.get("accept") is not None else ""
+        accepted = f" (accepted: {rule}valid, novel, in domain; {_percent(summary['accept_rate'])} of unique)"
     lines = [
         f"{head}, target {summary['target']}",
         (f"generated {summary['generated']}, unique {summary['unique']}, "
@@ -122,6 +125,9 @@ def format_summary(summary: dict) -> str:
          f"judged {summary['target']} {_percent(summary['judged_target'])}, "
          f"judge agreement {_percent(summary['judge_agreement'])}"),
     ]
+    if "pool" in summary:
+        lines.insert(1, f"z drawn at {summary['pool']}"
+                     + (f", spread x{summary['spread']:g}" if "spread" in summary else ""))
     if "all_decodes" in summary:
         a = summary["all_decodes"]
         lines.append(
@@ -129,6 +135,9 @@ def format_summary(summary: dict) -> str:
             f"judged {summary['target']} {_percent(a['judged_target'])}, "
             f"judge agreement {_percent(a['judge_agreement'])}"
         )
+    if "rejected" in summary:
+        lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in summary["rejected"].items())
+                     + (f" (in {summary['rounds']} rounds of draws)" if summary.get("rounds", 1) > 1 else ""))
     if "contrast" in summary:
         c = summary["contrast"]
         lines.append(
@@ -136,6 +145,9 @@ def format_summary(summary: dict) -> str:
             f"{c['p_model_contrast']:.3f}, mean p_judge {c['p_judge_target']:.3f} vs {c['p_judge_contrast']:.3f}, "
             f"compositions {c['mean_distance']:.1f} at.% apart"
         )
+        if "judge_prefers_target" in c:
+            lines.append(f"same z: the judge prefers the y={summary['target']} decode at "
+                         f"{_percent(c['judge_prefers_target'])} of {c.get('compared', 'the')} points")
     if "stopped" in summary:
         lines.append(f"stopped: {summary['stopped']} after {summary['steps']} step(s)")
     lines.append(f"{summary['seconds']:.2f} s, "

@@ -13,7 +13,14 @@ import numpy as np
 
 from pyro_hea.data.composition import CompositionError, as_composition, canonical_formula
 from pyro_hea.design.result import DesignError, DesignResult, one_thread
-from pyro_hea.design.space import DEFAULT_PALETTE, check_validity, equimolar_space, formulas, grid_space
+from pyro_hea.design.space import (
+    DEFAULT_PALETTE,
+    check_validity,
+    equimolar_space,
+    formulas,
+    grid_space,
+    principal_elements,
+)
 
 __all__ = ["ScreeningMixin"]
 
@@ -66,8 +73,9 @@ class ScreeningMixin:
             for i, alloy in enumerate(alloys):
                 try:
                     comps.append(as_composition(alloy))
-                except CompositionError as err:
-                    raise DesignError(f"alloy {i} ({alloy!r}) cannot be read: {err}") from None
+                except (CompositionError, ValueError, TypeError, OverflowError) as err:
+                    # the error names the (shortened) formula; do not echo it twice
+                    raise DesignError(f"alloy {i} cannot be read: {err}") from None
             elements = sorted({el for c in comps for el in c})
             space = np.array([[100.0 * c.get(el, 0.0) for el in elements] for c in comps])
             x, outside = self._onto_vocabulary(space, elements)
@@ -83,7 +91,7 @@ class ScreeningMixin:
                     f"element(s) {missing} outside the model's vocabulary",
                     "" if valid else self._invalid_reason(space[row])]))
                 table.loc[row, "valid"] = valid
-                table.loc[row, "n_elements"] = int((space[row] > 0).sum())
+                table.loc[row, "n_elements"] = int(principal_elements(space[row:row + 1], self.rules)[0])
             if names is None:
                 table.loc[oov, "formula"] = formulas(space[oov], elements)
         x = np.where(outside.any(axis=1, keepdims=True), np.nan, x)

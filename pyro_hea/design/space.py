@@ -33,12 +33,15 @@ from pyro_hea.errors import PyroHeaError
 
 __all__ = [
     "DEFAULT_PALETTE",
+    "MAX_SPACE",
+    "RADIOACTIVE",
     "CompositionRules",
     "DesignSpaceError",
     "check_validity",
     "equimolar_space",
     "formulas",
     "grid_space",
+    "principal_elements",
     "realize",
 ]
 
@@ -46,6 +49,10 @@ __all__ = [
 #: refractory metals Zr, Nb, Mo, Hf, Ta, W.
 DEFAULT_PALETTE: tuple[str, ...] = ("Al", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu",
                                     "Zr", "Nb", "Mo", "Hf", "Ta", "W")
+
+#: Elements without a stable isotope (Tc, Pm, and Po onwards: Th, U, Np, Pu, ...). A decoded
+#: alloy never holds one unless :attr:`CompositionRules.allow_radioactive` is set.
+RADIOACTIVE: tuple[str, ...] = ("Tc", "Pm") + PERIODIC_TABLE[PERIODIC_TABLE.index("Po"):]
 
 #: Refuse to enumerate generated spaces larger than this many alloys.
 MAX_SPACE = 2_000_000
@@ -59,44 +66,69 @@ class DesignSpaceError(PyroHeaError):
 class CompositionRules:
     """What makes a candidate composition realistic and valid.
 
+    The defaults are a **high-entropy target**: at least 4 principal elements,
+    each at 5 at.% or more, drawn (in decoded alloys) from the common HEA
+    elements of :data:`DEFAULT_PALETTE`, never a radioactive one.
+
     Attributes
     ----------
     min_percent : float
-        Elements below this at.% are dropped by :func:`realize` (5 at.% is
-        the usual lower bound of a principal element of an HEA).
+        The smallest amount of a *principal* element, in at.% (5 at.%, the
+        usual lower bound of a principal element of an HEA). :func:`realize`
+        drops elements below it, and :func:`check_validity` does not count
+        them (a minor addition, e.g. the 1 ppm of Ni in Fe100000000Ni1).
     resolution : float
         At.% grid that :func:`realize` rounds to; 100 / resolution must be an
         integer (1 at.% by default: what an alloy is usually specified to).
     min_elements, max_elements : int
-        Bounds on the number of elements of a valid candidate. :func:`realize`
-        keeps at most ``max_elements`` (the largest); set ``cap_elements``
-        False to only check the bound.
+        Bounds on the number of principal elements of a valid candidate
+        (4 to 8 by default). :func:`realize` keeps at most ``max_elements``
+        (the largest); set ``cap_elements`` False to only check the bound.
     cap_elements : bool
         Whether :func:`realize` drops the smallest elements beyond
         ``max_elements``.
+    palette : tuple of str or None
+        The elements a *decoded* alloy may contain (:data:`DEFAULT_PALETTE`
+        by default); None allows the model's whole vocabulary. The designer
+        restricts the decoder's element probabilities to them.
     exclude : tuple of str
-        Elements a *decoded* alloy may not contain (e.g. the radioactive Th
-        and U); the designer zeroes them before realizing. Screened alloys
-        are scored as given.
+        Elements a decoded alloy may not contain, on top of the palette.
+    allow_radioactive : bool
+        Allow the :data:`RADIOACTIVE` elements in decoded alloys (False by
+        default, whatever the palette). Screened alloys are scored as given.
 
     Examples
     --------
     >>> CompositionRules(resolution=0.5).units
     200
+    >>> CompositionRules(palette=None).allowed(["Fe", "Th", "U", "Ni"]).tolist()
+    [True, False, False, True]
     """
 
     min_percent: float = 5.0
     resolution: float = 1.0
-    min_elements: int = 2
+    min_elements: int = 4
     max_elements: int = 8
     cap_elements: bool = True
+    palette: tuple[str, ...] | None = DEFAULT_PALETTE
     exclude: tuple[str, ...] = ()
+    allow_radioactive: bool = False
 
     def __post_init__(self):
         self.exclude = tuple(self.exclude)
-        unknown = [el for el in self.exclude if el not in PERIODIC_TABLE]
-        if unknown:
-            raise DesignSpaceError(f"exclude has unknown element symbol(s) {unknown}")
+        if self.palette is not None:
+            if isinstance(self.palette, str):
+                raise DesignSpaceError(f"palette must be a sequence of element symbols, got the string {self.palette!r}")
+            self.palette = tuple(self.palette)
+            if not self.palette:
+                raise DesignSpaceError("the palette is empty; give at least one element, or None for every element")
+        for name, elements in (("exclude", self.exclude), ("palette", self.palette or ())):
+            unknown = [el for el in elements if el not in PERIODIC_TABLE]
+            if unknown:
+                raise DesignSpaceError(f"{name} has unknown element symbol(s) {unknown}")
+        for name in ("min_percent", "resolution"):
+            if not isinstance(getattr(self, name), (int, float)) or not math.isfinite(getattr(self, name)):
+                raise DesignSpaceError(f"{name} must be a finite number of at.%, got {getattr(self, name)!r}")
         if not (0.0 <= self.min_percent < 100.0):
             raise DesignSpaceError(f"min_percent must be in [0, 100), got {self.min_percent}")
         if not (self.resolution > 0 and abs(100.0 / self.resolution - round(100.0 / self.resolution)) < 1e-9):
@@ -108,11 +140,21 @@ class CompositionRules:
                 f"need 1 <= min_elements <= max_elements, got {self.min_elements} and {self.max_elements}"
             )
         self.min_elements, self.max_elements = int(self.min_elements), int(self.max_elements)
+        if self.min_elements * self.min_percent > 100.0 + 1e-9:
+            raise DesignSpaceError(
+                f"no alloy has {self.min_elements} elements of at least {self.min_percent:g} at.% each: "
+                "lower min_elements or min_percent"
+            )
 
     @property
     def units(self) -> int:
         """Number of resolution steps in 100 at.%."""
         return round(100.0 / self.resolution)
+
+    def allowed(self, vocabulary: Sequence[str]) -> np.ndarray:
+        """Which elements of ``vocabulary`` a decoded alloy may contain (a bool array)."""
+        return np.array([(self.palette is None or el in self.palette) and el not in self.exclude
+                         and (self.allow_radioactive or el not in RADIOACTIVE) for el in vocabulary], dtype=bool)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,25 +225,50 @@ def realize(x_percent: np.ndarray, rules: CompositionRules | None = None) -> np.
     return out
 
 
+def principal_elements(x_percent: np.ndarray, rules: CompositionRules | None = None) -> np.ndarray:
+    """Number of principal elements of each row: amounts of at least ``rules.min_percent`` at.%.
+
+    Rows are renormalized to 100 first; an element below ``min_percent`` (a
+    minor addition) does not count.
+
+    Examples
+    --------
+    >>> principal_elements(np.array([[1e8, 1.0, 0.0], [50.0, 45.0, 5.0]])).tolist()
+    [1, 3]
+    """
+    rules = rules or CompositionRules()
+    x = np.nan_to_num(_as_matrix(x_percent), nan=0.0, posinf=0.0, neginf=0.0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        total = x.sum(axis=1, keepdims=True)
+        x = np.where(total > 0, 100.0 * x / np.where(total > 0, total, 1.0), 0.0)
+    return ((x > 0) & (x >= rules.min_percent * (1 - 1e-6))).sum(axis=1)
+
+
 def check_validity(x_percent: np.ndarray, rules: CompositionRules | None = None, tol: float = 1e-6) -> np.ndarray:
     """Whether each composition is a valid candidate.
 
     A row is valid when its entries are finite and non-negative, they sum to
-    100 at.% (fractions sum to 1) within ``tol``, and its number of elements
-    (entries > 0) is within ``[rules.min_elements, rules.max_elements]``.
+    100 at.% (fractions sum to 1) within ``tol``, and its number of
+    principal elements (:func:`principal_elements`: at least
+    ``rules.min_percent`` at.%) is within ``[rules.min_elements,
+    rules.max_elements]``. The same rule applies to a pure element and to
+    Fe100000000Ni1: both have one principal element.
 
     Examples
     --------
-    >>> check_validity(np.array([[50.0, 50.0, 0], [100.0, 0, 0], [60.0, 50.0, -10.0]])).tolist()
-    [True, False, False]
+    >>> rules = CompositionRules(min_elements=2)
+    >>> check_validity(np.array([[50.0, 50.0, 0], [100.0, 0, 0], [60.0, 50.0, -10.0], [99.0, 1.0, 0]]),
+    ...                rules).tolist()
+    [True, False, False, False]
     """
     rules = rules or CompositionRules()
     x = _as_matrix(x_percent)
     finite = np.all(np.isfinite(x), axis=1)
     x = np.where(np.isfinite(x), x, 0.0)
     nonneg = np.all(x >= 0, axis=1)
-    sums = np.abs(x.sum(axis=1) - 100.0) <= tol * 100.0
-    count = (x > 0).sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = np.abs(x.sum(axis=1) - 100.0) <= tol * 100.0
+    count = principal_elements(x, rules)
     return finite & nonneg & sums & (count >= rules.min_elements) & (count <= rules.max_elements)
 
 
@@ -215,6 +282,11 @@ def _check_palette(palette: Sequence[str], k: int) -> tuple[str, ...]:
     if not (1 <= k <= len(palette)):
         raise DesignSpaceError(f"k must be between 1 and the palette size {len(palette)}, got {k}")
     return palette
+
+
+def _count_text(n: int) -> str:
+    """A count for a message: digits up to 10**12, else a power of ten."""
+    return f"{n:,}" if n < 10**12 else f"about 10^{len(str(n)) - 1}"
 
 
 def equimolar_space(palette: Sequence[str] = DEFAULT_PALETTE, k: int = 5) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -236,7 +308,7 @@ def equimolar_space(palette: Sequence[str] = DEFAULT_PALETTE, k: int = 5) -> tup
     palette = _check_palette(palette, k)
     n = math.comb(len(palette), k)
     if n > MAX_SPACE:
-        raise DesignSpaceError(f"{n} equimolar {k}-element alloys is more than the limit {MAX_SPACE}")
+        raise DesignSpaceError(f"{_count_text(n)} equimolar {k}-element alloys is more than the limit {MAX_SPACE:,}")
     combos = np.array(list(itertools.combinations(range(len(palette)), k)), dtype=int).reshape(n, k)
     x = np.zeros((n, len(palette)))
     np.put_along_axis(x, combos, 100.0 / k, axis=1)
@@ -244,13 +316,23 @@ def equimolar_space(palette: Sequence[str] = DEFAULT_PALETTE, k: int = 5) -> tup
 
 
 def _grid_count(k: int, total: int, low: int, high: int) -> int:
-    """How many integer k-vectors with entries in [low, high] sum to total (dynamic programming)."""
-    if low > high:
+    """How many integer k-vectors with entries in [low, high] sum to total.
+
+    Inclusion-exclusion over the entries that exceed ``high`` (stars and
+    bars): k + 1 terms of exact integer arithmetic, whatever the grid size.
+
+    Examples
+    --------
+    >>> _grid_count(3, 10, 2, 5)
+    12
+    """
+    if low > high or k < 1:
         return 0
-    ways = [1] + [0] * total
-    for _ in range(k):
-        ways = [sum(ways[s - u] for u in range(low, min(high, s) + 1)) for s in range(total + 1)]
-    return ways[total]
+    free, width = total - k * low, high - low + 1
+    if free < 0:
+        return 0
+    return sum((-1) ** j * math.comb(k, j) * math.comb(free - j * width + k - 1, k - 1)
+               for j in range(k + 1) if free - j * width >= 0)
 
 
 def _simplex_grid(k: int, total: int, low: int, high: int) -> np.ndarray:
@@ -290,13 +372,13 @@ def grid_space(palette: Sequence[str] = DEFAULT_PALETTE, k: int = 4, step: float
     ['Co20Cr40Ni40', 'Co30Cr30Ni40', 'Co30Cr40Ni30', 'Co40Cr20Ni40', 'Co40Cr30Ni30', 'Co40Cr40Ni20']
     """
     palette = _check_palette(palette, k)
-    if not (step > 0 and abs(100.0 / step - round(100.0 / step)) < 1e-9):
+    if not (math.isfinite(step) and step > 0 and abs(100.0 / step - round(100.0 / step)) < 1e-9):
         raise DesignSpaceError(f"step must be a positive at.% amount that divides 100, got {step}")
     if not (0 < min_percent <= max_percent <= 100):
         raise DesignSpaceError(f"need 0 < min_percent <= max_percent <= 100, got {min_percent} and {max_percent}")
     total = round(100.0 / step)
     low, high = math.ceil(min_percent / step - 1e-9), math.floor(max_percent / step + 1e-9)
-    n = math.comb(len(palette), k) * _grid_count(k, total, low, high)
+    n = math.comb(len(palette), k) * _grid_count(k, total, low, high)  # counted, not enumerated
     if n == 0:
         raise DesignSpaceError(
             f"no {k}-element composition has every amount in [{min_percent}, {max_percent}] at.% "
@@ -304,8 +386,8 @@ def grid_space(palette: Sequence[str] = DEFAULT_PALETTE, k: int = 4, step: float
         )
     if n > MAX_SPACE:
         raise DesignSpaceError(
-            f"the grid has {n} alloys, more than the limit {MAX_SPACE}: use a coarser step, a smaller "
-            "palette or a narrower range"
+            f"a {step:g} at.% grid of {k}-element alloys from {len(palette)} elements has {_count_text(n)} "
+            f"alloys, more than the limit {MAX_SPACE:,}: use a coarser step, a smaller palette or a narrower range"
         )
     grid = _simplex_grid(k, total, low, high)
     combos = np.array(list(itertools.combinations(range(len(palette)), k)), dtype=int)
