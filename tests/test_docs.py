@@ -159,6 +159,17 @@ def test_reference_pages_follow_the_modules_on_disk():
 
 
 @needs_docs
+def test_links_to_the_tutorials_work_on_github_and_on_the_site():
+    links = _hooks()._tutorial_links
+    assert links("[a](../tutorials/01_fit_and_check.ipynb#fit)", "model.md") == \
+        "[a](tutorials/01_fit_and_check.ipynb#fit)"
+    assert links("[a](../../tutorials/01_fit_and_check.ipynb)", "results/data_efficiency.md") == \
+        "[a](../tutorials/01_fit_and_check.ipynb)"
+    for untouched in ("[a](../tutorials/no_such.ipynb)", "[a](../../tutorials/01_fit_and_check.ipynb)"):
+        assert links(untouched, "model.md") == untouched  # left for the strict link check
+
+
+@needs_docs
 def test_sphinx_roles_become_cross_references(tmp_path):
     import griffe
 
@@ -172,7 +183,7 @@ def test_sphinx_roles_become_cross_references(tmp_path):
     (pkg / "space.py").write_text(
         '"""Spaces."""\n\n\ndef realize(x):\n    """Round."""\n\n\n'
         'class Box:\n    """See :meth:`score` and :func:`realize`, :class:`~demo_hea.space.Box`,\n'
-        '    :class:`torch.nn.Module` and :func:`_private`."""\n\n'
+        '    :class:`torch.nn.Module` and :func:`_private`. As written::\n\n        Box()\n    """\n\n'
         '    def score(self):\n        """Score."""\n')
     loaded = griffe.load("demo_hea", search_paths=[str(tmp_path)],
                          extensions=griffe.load_extensions(roles.SphinxRoles))
@@ -182,6 +193,7 @@ def test_sphinx_roles_become_cross_references(tmp_path):
     assert "[`Box`][demo_hea.space.Box]" in doc
     assert "`torch.nn.Module`" in doc and "[`torch" not in doc
     assert "`_private()`" in doc and ":func:" not in doc
+    assert "As written:\n" in doc and "::" not in doc
 
 
 # ---- docstring examples -----------------------------------------------------------------------

@@ -67,7 +67,8 @@ def _rewrite(obj: griffe.Object, collection) -> None:
         path = _target(obj, name.lstrip("~"), collection)
         return f"[`{shown}`][{path}]" if path else f"`{shown}`"
 
-    doc.value = _ROLE.sub(replace, doc.value)
+    # reST's "text::" before a literal block reads as "text:" (the block is indented code).
+    doc.value = re.sub(r"(\S)::(\n\s*\n)", r"\1:\2", _ROLE.sub(replace, doc.value))
 
 
 class SphinxRoles(griffe.Extension):

@@ -25,6 +25,7 @@ TUTORIALS = ROOT / "tutorials"
 
 _API = re.compile(r"^<!-- api-modules: ([\w.]+) -->$", re.MULTILINE)
 _CLI = "<!-- cli-reference -->"
+_TUTORIAL_LINK = re.compile(r"\]\(((?:\.\./)+)tutorials/([\w.-]+\.ipynb)((?:#[^)]*)?)\)")
 
 
 # ---- tutorials --------------------------------------------------------------------------------
@@ -145,7 +146,22 @@ def cli_markdown() -> str:
     return "\n".join(out)
 
 
+def _tutorial_links(markdown: str, src_uri: str) -> str:
+    """Point links such as ``../tutorials/01_fit_and_check.ipynb`` (right on GitHub, outside
+    ``docs/``) at the notebook's page on the site."""
+    depth = src_uri.count("/")
+
+    def fix(match: re.Match) -> str:
+        ups, name, anchor = match.groups()
+        if len(ups) // 3 != depth + 1 or not (TUTORIALS / name).is_file():
+            return match.group(0)  # not a link to tutorials/: leave it for the link check
+        return f"]({'../' * depth}tutorials/{name}{anchor})"
+
+    return _TUTORIAL_LINK.sub(fix, markdown)
+
+
 def on_page_markdown(markdown, page, config, files):
+    markdown = _tutorial_links(markdown, page.file.src_uri)
     markdown = _API.sub(lambda m: api_markdown(m.group(1)), markdown)
     if _CLI in markdown:
         markdown = markdown.replace(_CLI, cli_markdown())
