@@ -37,7 +37,7 @@ Every candidate goes through the same checks (:meth:`Designer.score`):
 
 Examples
 --------
->>> designer = Designer.from_run("runs/pei2020")  # doctest: +SKIP
+>>> designer = Designer.from_run("runs/pei2020")  # needs a run written by pyro-hea train  # doctest: +SKIP
 >>> result = designer.latent(n=1000, target="single-phase", seed=0)  # doctest: +SKIP
 >>> print(format_summary(result.summary))  # doctest: +SKIP
 """
@@ -91,7 +91,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
     --------
     >>> from pyro_hea import PhaseModel, load_dataset, paper_split
     >>> df = load_dataset("pei2020"); split = paper_split(df, seed=0)
-    >>> model = PhaseModel.fit(df, split, steps=20, progress=False)  # doctest: +SKIP
+    >>> model = PhaseModel.fit(df, split, steps=20, progress=False)  # trains a model: too slow for a doctest  # doctest: +SKIP
     >>> designer = Designer(model, df, split)  # doctest: +SKIP
     >>> designer.screen(["CoCrFeMnNi", "NbMoTaW"]).table[["formula", "p_model"]]  # doctest: +SKIP
     """
@@ -134,7 +134,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
 
         Examples
         --------
-        >>> Designer.from_run("runs/pei2020", novelty_threshold=5.0)  # doctest: +SKIP
+        >>> Designer.from_run("runs/pei2020", novelty_threshold=5.0)  # needs a run written by pyro-hea train  # doctest: +SKIP
         """
         from pyro_hea.infer.run import Run, load_run
 
@@ -151,7 +151,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
 
         Examples
         --------
-        >>> designer.class_index("single-phase")  # doctest: +SKIP
+        >>> designer.class_index("single-phase")  # needs a Designer on a trained model  # doctest: +SKIP
         1
         """
         names = self.class_names
@@ -202,7 +202,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
 
         Examples
         --------
-        >>> x = np.zeros((1, len(designer.vocabulary)))  # doctest: +SKIP
+        >>> x = np.zeros((1, len(designer.vocabulary)))  # needs a Designer on a trained model  # doctest: +SKIP
         >>> x[0, designer.vocabulary.index("Fe")] = 100  # doctest: +SKIP
         >>> designer.score(x)["valid"].tolist()  # one element: invalid  # doctest: +SKIP
         [False]
@@ -299,7 +299,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
 
         Examples
         --------
-        >>> designer.rates(result.table, "single-phase")["judged_target"]  # doctest: +SKIP
+        >>> designer.rates(result.table, "single-phase")["judged_target"]  # needs a Designer on a trained model  # doctest: +SKIP
         0.97
         """
         target = self.class_index(target)

@@ -87,7 +87,7 @@ class Judge:
 
         Examples
         --------
-        >>> judge.predict_proba(np.zeros((0, 8))).shape  # doctest: +SKIP
+        >>> judge.predict_proba(np.zeros((0, 8))).shape  # needs a fitted Judge  # doctest: +SKIP
         (0, 2)
         """
         d = np.asarray(descriptors, dtype=float)
@@ -106,7 +106,7 @@ class Judge:
 
         Examples
         --------
-        >>> 0.5 < judge.cross_validated_accuracy() <= 1.0  # doctest: +SKIP
+        >>> 0.5 < judge.cross_validated_accuracy() <= 1.0  # needs a fitted Judge  # doctest: +SKIP
         True
         """
         clf = HistGradientBoostingClassifier(random_state=seed, **self.PARAMS)

@@ -93,7 +93,7 @@ class LatentMixin:
 
         Examples
         --------
-        >>> alloys, what = designer.design_pool("target")  # doctest: +SKIP
+        >>> alloys, what = designer.design_pool("target")  # needs a Designer on a trained model  # doctest: +SKIP
         >>> what  # doctest: +SKIP
         '30 training alloys: single-phase, meeting the composition rules'
         """
@@ -158,7 +158,7 @@ class LatentMixin:
 
         Examples
         --------
-        >>> designer.sample_z(5, seed=0).shape  # doctest: +SKIP
+        >>> designer.sample_z(5, seed=0).shape  # needs a Designer on a trained model  # doctest: +SKIP
         torch.Size([5, 2])
         """
         n = _check_count("n", n, MAX_DRAWS)
@@ -195,7 +195,7 @@ class LatentMixin:
 
         Examples
         --------
-        >>> z, y = designer.training_latents()  # doctest: +SKIP
+        >>> z, y = designer.training_latents()  # needs a Designer on a trained model  # doctest: +SKIP
         """
         tensors = self.model.tensors(self.df.iloc[self.train_rows])
         self.model.vae.eval()
@@ -216,7 +216,7 @@ class LatentMixin:
 
         Examples
         --------
-        >>> designer.decode(np.zeros((1, 2)), "single-phase").sum()  # doctest: +SKIP
+        >>> designer.decode(np.zeros((1, 2)), "single-phase").sum()  # needs a Designer on a trained model  # doctest: +SKIP
         100.0
         """
         z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
@@ -305,7 +305,7 @@ class LatentMixin:
 
         Examples
         --------
-        >>> designer.latent(n=100, target="single-phase", seed=0).table.columns[:3].tolist()  # doctest: +SKIP
+        >>> designer.latent(n=100, target="single-phase", seed=0).table.columns[:3].tolist()  # needs a Designer on a trained model  # doctest: +SKIP
         ['formula', 'n_elements', 'p_model']
         """
         started = time.perf_counter()

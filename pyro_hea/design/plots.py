@@ -5,7 +5,7 @@ Each function draws on a new figure and returns it; save it with
 
 Examples
 --------
->>> fig = plot_trajectory(designer.invert("Al2CoCrFeNi"))  # doctest: +SKIP
+>>> fig = plot_trajectory(designer.invert("Al2CoCrFeNi"))  # needs a Designer on a trained model  # doctest: +SKIP
 >>> save_figure(fig, "inversion.png")  # doctest: +SKIP
 """
 
@@ -38,7 +38,7 @@ def plot_latent_candidates(result: DesignResult, training_z: np.ndarray | None =
 
     Examples
     --------
-    >>> fig = plot_latent_candidates(designer.latent(n=2000))  # doctest: +SKIP
+    >>> fig = plot_latent_candidates(designer.latent(n=2000))  # needs a Designer on a trained model  # doctest: +SKIP
     """
     _need(result, "latent")
     t = result.table
@@ -74,11 +74,14 @@ def plot_contrast(result: DesignResult, examples: int = 6):
 
     Left: the judge's and the model's probability of the target phase for
     the two decodes of every z. Right: the compositions of a few z, the two
-    decodes side by side.
+    decodes side by side. The examples are drawn from the accepted
+    candidates whose contrast decode is scored too (then from any z whose
+    two decodes are scored); a decode that cannot be scored (e.g. an
+    element pair without mixing-enthalpy data) is labelled "not scored".
 
     Examples
     --------
-    >>> fig = plot_contrast(designer.latent(n=2000))  # doctest: +SKIP
+    >>> fig = plot_contrast(designer.latent(n=2000))  # needs a Designer on a trained model  # doctest: +SKIP
     """
     _need(result, "latent")
     if result.contrast is None:
@@ -98,8 +101,13 @@ def plot_contrast(result: DesignResult, examples: int = 6):
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
 
-    rows = np.random.default_rng(0).choice(len(t), size=min(examples, len(t)), replace=False)
-    pairs = np.concatenate([result.compositions[rows], result.contrast[rows]])
+    both = t["scored"].to_numpy(bool) & t["p_model_contrast"].notna().to_numpy()
+    preferred = both & (t["accepted"].to_numpy(bool) if "accepted" in t.columns else True)
+    pool = np.flatnonzero(preferred) if preferred.sum() >= examples else np.flatnonzero(both)
+    if len(pool) == 0:
+        pool = np.arange(len(t))
+    rows = np.sort(np.random.default_rng(0).choice(pool, size=min(examples, len(pool)), replace=False))
+    pairs = np.nan_to_num(np.concatenate([result.compositions[rows], result.contrast[rows]]))
     used = np.flatnonzero(pairs.sum(axis=0) > 0)
     used = used[np.argsort(-pairs[:, used].sum(axis=0))]
     palette = [*plt.get_cmap("tab20").colors, *plt.get_cmap("tab20b").colors]
@@ -115,7 +123,8 @@ def plot_contrast(result: DesignResult, examples: int = 6):
     p_model = np.concatenate([t["p_model"].to_numpy()[rows], t["p_model_contrast"].to_numpy()[rows]])
     p_judge = np.concatenate([t["p_judge"].to_numpy()[rows], t["p_judge_contrast"].to_numpy()[rows]])
     for x, pm, pj in zip(positions, p_model, p_judge):
-        ax2.text(x, 101, f"{pm:.2f}\n{pj:.2f}", ha="center", va="bottom", fontsize=7)
+        label = "not\nscored" if np.isnan(pm) or np.isnan(pj) else f"{pm:.2f}\n{pj:.2f}"
+        ax2.text(x, 101, label, ha="center", va="bottom", fontsize=7)
     ax2.set_xticks(positions, [f"z{k + 1}\ny={'1' if i < len(rows) else '0'}" for i, k in
                                enumerate(np.concatenate([np.arange(len(rows))] * 2))], fontsize=8)
     ax2.set_ylim(0, 118)
@@ -131,7 +140,7 @@ def plot_trajectory(result: DesignResult):
 
     Examples
     --------
-    >>> fig = plot_trajectory(designer.invert("Al2CoCrFeNi"))  # doctest: +SKIP
+    >>> fig = plot_trajectory(designer.invert("Al2CoCrFeNi"))  # needs a Designer on a trained model  # doctest: +SKIP
     """
     _need(result, "invert")
     t, s = result.table, result.summary
@@ -158,7 +167,7 @@ def plot_path_heatmap(result: DesignResult):
 
     Examples
     --------
-    >>> fig = plot_path_heatmap(designer.interpolate("NbMoTaW", "CoCrFeMnNi"))  # doctest: +SKIP
+    >>> fig = plot_path_heatmap(designer.interpolate("NbMoTaW", "CoCrFeMnNi"))  # needs a Designer on a trained model  # doctest: +SKIP
     """
     _need(result, "interpolate")
     frame = result.composition_frame()

@@ -83,7 +83,7 @@ class DesignResult:
 
         Examples
         --------
-        >>> result.composition_frame().columns.tolist()  # doctest: +SKIP
+        >>> result.composition_frame().columns.tolist()  # needs a design result from a trained model  # doctest: +SKIP
         ['Al', 'Cr', 'Fe', 'Ni']
         """
         x = self.contrast if contrast else self.compositions

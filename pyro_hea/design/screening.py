@@ -52,7 +52,7 @@ class ScreeningMixin:
 
         Examples
         --------
-        >>> designer.screen(["CoCrFeMnNi", "CoCrFeMnNiB"]).table["scored"].tolist()  # doctest: +SKIP
+        >>> designer.screen(["CoCrFeMnNi", "CoCrFeMnNiB"]).table["scored"].tolist()  # needs a Designer on a trained model  # doctest: +SKIP
         [True, False]
         """
         started = time.perf_counter()

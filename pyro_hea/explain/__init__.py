@@ -28,7 +28,7 @@ Three questions about a trained :class:`~pyro_hea.infer.phase_model.PhaseModel`:
 Examples
 --------
 >>> from pyro_hea.infer.run import load_run
->>> run = load_run("runs/pei2020")                      # doctest: +SKIP
+>>> run = load_run("runs/pei2020")                      # needs a run written by pyro-hea train  # doctest: +SKIP
 >>> report = explain_run(run, "runs/pei2020/explain")   # doctest: +SKIP
 >>> report["disentanglement"]["auc"]                    # doctest: +SKIP
 0.53

@@ -47,7 +47,7 @@ def posterior_means(model, alloys, y: str | np.ndarray = "label") -> np.ndarray:
 
     Examples
     --------
-    >>> posterior_means(model, ["CoCrFeMnNi"]).shape   # doctest: +SKIP
+    >>> posterior_means(model, ["CoCrFeMnNi"]).shape   # needs a trained model  # doctest: +SKIP
     (1, 2)
     """
     t = model.tensors(alloys)
@@ -121,7 +121,7 @@ def latent_traversals(model, alloys=None, n_points: int = 11, ys: Sequence[int] 
 
     Examples
     --------
-    >>> tr = latent_traversals(model, n_points=5)   # doctest: +SKIP
+    >>> tr = latent_traversals(model, n_points=5)   # needs a trained model  # doctest: +SKIP
     >>> tr.compositions.shape                       # doctest: +SKIP
     (2, 2, 5, 30)
     """
@@ -159,7 +159,7 @@ def plot_latent_traversals(traversal: Traversal, path: str | os.PathLike, top: i
 
     Examples
     --------
-    >>> plot_latent_traversals(latent_traversals(model), "traversals.png")   # doctest: +SKIP
+    >>> plot_latent_traversals(latent_traversals(model), "traversals.png")   # needs a trained model  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
@@ -251,7 +251,7 @@ def phase_probability_map(model, alloys=None, axes: tuple[int, int] = (0, 1), n_
 
     Examples
     --------
-    >>> m = phase_probability_map(model, n_grid=5)   # doctest: +SKIP
+    >>> m = phase_probability_map(model, n_grid=5)   # needs a trained model  # doctest: +SKIP
     >>> m["prob"].shape                              # doctest: +SKIP
     (2, 5, 5)
     """
@@ -295,7 +295,7 @@ def plot_phase_probability_map(prob_map: dict, path: str | os.PathLike, labels: 
 
     Examples
     --------
-    >>> plot_phase_probability_map(m, "latent_phase_map.png")   # doctest: +SKIP
+    >>> plot_phase_probability_map(m, "latent_phase_map.png")   # needs a trained model  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
@@ -421,7 +421,7 @@ def disentanglement_score(model, df: pd.DataFrame, split: pd.Series | None = Non
 
     Examples
     --------
-    >>> disentanglement_score(run.model, run.df, run.split)["auc"]   # doctest: +SKIP
+    >>> disentanglement_score(run.model, run.df, run.split)["auc"]   # needs a trained model  # doctest: +SKIP
     0.55
     """
     if split is not None:

@@ -58,7 +58,7 @@ def explain_run(run, out: str | os.PathLike, n_background: int = 100, n_explain:
 
     Examples
     --------
-    >>> explain_run(load_run("runs/pei2020"), "runs/pei2020/explain")["global_importance"]   # doctest: +SKIP
+    >>> explain_run(load_run("runs/pei2020"), "runs/pei2020/explain")["global_importance"]   # needs a run written by pyro-hea train  # doctest: +SKIP
     """
     from pyro_hea.progress import stages
 

@@ -62,7 +62,7 @@ def classifier_function(model, positive: int | None = None, output: str = "proba
 
     Examples
     --------
-    >>> f = classifier_function(model)                          # doctest: +SKIP
+    >>> f = classifier_function(model)                          # needs a trained model and shap  # doctest: +SKIP
     >>> f(df[list(DESCRIPTOR_NAMES)].to_numpy()[:3]).shape      # doctest: +SKIP
     (3,)
     """
@@ -103,7 +103,7 @@ def background_sample(model, df: pd.DataFrame, split: pd.Series | None = None, n
 
     Examples
     --------
-    >>> background_sample(model, df, split, n=50).shape   # doctest: +SKIP
+    >>> background_sample(model, df, split, n=50).shape   # needs a trained model and shap  # doctest: +SKIP
     (50, 8)
     """
     if split is not None:
@@ -204,7 +204,7 @@ def shap_values(model, alloys, background: np.ndarray, positive: int | None = No
 
     Examples
     --------
-    >>> bg = background_sample(model, df, split, n=50)           # doctest: +SKIP
+    >>> bg = background_sample(model, df, split, n=50)           # needs a trained model and shap  # doctest: +SKIP
     >>> ex = shap_values(model, df[split == "test"], bg)         # doctest: +SKIP
     >>> ex.values.shape                                          # doctest: +SKIP
     (106, 8)
@@ -238,7 +238,7 @@ def global_importance(explanation) -> pd.Series:
 
     Examples
     --------
-    >>> global_importance(ex).index[0]   # doctest: +SKIP
+    >>> global_importance(ex).index[0]   # needs a trained model and shap  # doctest: +SKIP
     'delta'
     """
     values = np.abs(np.asarray(explanation.values)).mean(axis=0)
@@ -253,7 +253,7 @@ def alloy_explanations(explanation, names: Sequence[str] | None = None) -> pd.Da
 
     Examples
     --------
-    >>> alloy_explanations(ex, names=test_df["formula"]).loc["CoCrFeMnNi"]   # doctest: +SKIP
+    >>> alloy_explanations(ex, names=test_df["formula"]).loc["CoCrFeMnNi"]   # needs a trained model and shap  # doctest: +SKIP
     """
     values = np.asarray(explanation.values)
     base = np.broadcast_to(np.asarray(explanation.base_values, dtype=float), (len(values),))
@@ -279,7 +279,7 @@ def plot_shap_bar(explanation, path: str | os.PathLike, title: str | None = None
 
     Examples
     --------
-    >>> plot_shap_bar(ex, "shap_bar.png")   # doctest: +SKIP
+    >>> plot_shap_bar(ex, "shap_bar.png")   # needs a trained model and shap  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -305,7 +305,7 @@ def plot_shap_beeswarm(explanation, path: str | os.PathLike, title: str | None =
 
     Examples
     --------
-    >>> plot_shap_beeswarm(ex, "shap_beeswarm.png")   # doctest: +SKIP
+    >>> plot_shap_beeswarm(ex, "shap_beeswarm.png")   # needs a trained model and shap  # doctest: +SKIP
     """
     import copy
 
@@ -327,7 +327,7 @@ def plot_alloy_explanation(explanation, index: int, path: str | os.PathLike, nam
 
     Examples
     --------
-    >>> plot_alloy_explanation(ex, 0, "alloy_0.png", name="CoCrFeMnNi")   # doctest: +SKIP
+    >>> plot_alloy_explanation(ex, 0, "alloy_0.png", name="CoCrFeMnNi")   # needs a trained model and shap  # doctest: +SKIP
     """
     import copy
 

@@ -183,7 +183,7 @@ class PhaseModel:
 
         Examples
         --------
-        >>> model.predict_proba(["Al0.5CoCrFeNi", "NbMoTaW"]).shape  # doctest: +SKIP
+        >>> model.predict_proba(["Al0.5CoCrFeNi", "NbMoTaW"]).shape  # needs a trained model  # doctest: +SKIP
         (2, 2)
         """
         self.vae.eval()

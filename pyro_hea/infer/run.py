@@ -239,7 +239,7 @@ def load_run(path: str | os.PathLike, prior_z=None, prior_y=None) -> Run:
 
     Examples
     --------
-    >>> run = load_run("runs/pei2020")  # doctest: +SKIP
+    >>> run = load_run("runs/pei2020")  # needs a run written by pyro-hea train  # doctest: +SKIP
     >>> run.model.predict_proba(run.df[run.split == "test"])  # doctest: +SKIP
     """
     path = Path(path)

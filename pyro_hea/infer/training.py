@@ -166,7 +166,7 @@ class Trainer:
 
         Examples
         --------
-        >>> trainer.evaluate_loss(val_alloys)  # doctest: +SKIP
+        >>> trainer.evaluate_loss(val_alloys)  # needs a trained model  # doctest: +SKIP
         """
         n = sum(len(a) for a in (labelled, unlabelled) if a is not None)
         labelled_only = unlabelled is None or len(unlabelled) == 0
@@ -305,7 +305,7 @@ class Trainer:
 
         Examples
         --------
-        >>> trainer.validation_scores(val_alloys)["val_log_loss"]  # doctest: +SKIP
+        >>> trainer.validation_scores(val_alloys)["val_log_loss"]  # needs a trained model  # doctest: +SKIP
         0.21
         """
         with torch.random.fork_rng(devices=[]):
