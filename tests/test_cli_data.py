@@ -30,14 +30,13 @@ def test_data_help(capsys):
 def test_data_summary(capsys):
     assert main(["data", "--dataset", "pei2020"]) == 0
     out = capsys.readouterr().out
-    assert "alloys         1055 (read 1208" in out
-    assert "labelled       1055" in out
-    assert "single-phase   541" in out
-    assert "multi-phase    514" in out
-    assert "elements       55:" in out
-    assert "dropped        153" in out
-    assert "153 alloys: no descriptor data for an element" in out
+    assert "dataset       pei2020 (1,208 rows read)" in out
+    assert "kept          1,055 alloys: 541 single-phase, 514 multi-phase, 0 unlabelled" in out
+    assert "dropped       153 rows: uncovered element 153" in out
     assert "Ba 21" in out
+    assert "duplicates    0 rows merged; 0 compositions with conflicting labels" in out
+    assert "elements      55 distinct:" in out
+    assert "alloys by number of elements: 2: 784, 3: 4, 4: 21, 5: 120" in out
 
 
 def test_data_default_is_pei2020(capsys):
@@ -57,7 +56,9 @@ def test_data_json(capsys):
     assert summary["n_read"] == 1208
     assert summary["n_labelled"] == 1055
     assert summary["n_dropped"] == 153
-    assert summary["dropped"] == {"no descriptor data for an element": 153}
+    assert summary["dropped"] == {"uncovered element": 153}
+    assert summary["element_counts"]["2"] == 784
+    assert len(summary["issues"]) == 153 and summary["issues"][0]["reason"] == "uncovered element"
     assert summary["n_label_conflicts"] == 0
     assert len(summary["elements"]) == 55
 
@@ -89,12 +90,16 @@ def test_bad_dataset_is_a_one_line_error(tmp_path, capsys, dataset, problem):
     assert "Traceback" not in captured.err
 
 
-def test_bad_csv_content_is_a_one_line_error(tmp_path, capsys):
+def test_bad_csv_content_is_a_one_line_error_when_strict(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text("formula\nFeNi\nfeni\n")
-    assert main(["data", "--dataset", str(path)]) == 2
+    assert main(["data", "--dataset", str(path), "--strict"]) == 2
     err = capsys.readouterr().err
-    assert "row 1" in err and "'feni'" in err and err.count("\n") == 1
+    assert "line 3 (row 1)" in err and "'feni'" in err and err.count("\n") == 1
+    # without --strict the good row loads and the bad one is reported
+    assert main(["data", "--dataset", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "kept          1 alloys" in out and "line 3 (row 1): bad formula: formula 'feni'" in out
 
 
 def test_console_script_entry_point(tmp_path):

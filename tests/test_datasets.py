@@ -41,17 +41,17 @@ def peivaste():
 
 def test_pei2020_counts(pei):
     report = pei.attrs["report"]
-    assert report["source"] == "pei2020"
-    assert report["n_read"] == 1208
-    assert report["n_alloys"] == len(pei) == 1055
-    assert report["dropped"] == {"no descriptor data for an element": 153}
-    assert report["n_read"] - sum(report["dropped"].values()) - report["n_duplicates_merged"] == len(pei)
-    assert report["n_duplicates_merged"] == 0
-    assert report["conflicts"] == []
+    assert report.source == "pei2020"
+    assert report.n_read == 1208
+    assert report.n_alloys == len(pei) == 1055
+    assert report.dropped == {"uncovered element": 153}
+    assert report.n_read - sum(report.dropped.values()) - report.n_duplicates_merged == len(pei)
+    assert report.n_duplicates_merged == 0
+    assert report.conflicts == []
 
 
 def test_pei2020_dropped_elements_are_counted(pei):
-    dropped = pei.attrs["report"]["dropped_elements"]
+    dropped = pei.attrs["report"].dropped_elements
     assert dropped["Ba"] == 21 and dropped["Pu"] == 20 and dropped["B"] == 3
     assert not set(dropped) & set(covered_elements())
     # an alloy can lack data for two elements, so the per-element counts add to at least 153
@@ -95,7 +95,7 @@ def test_composition_matrix(pei):
 
 
 def test_default_dataset_is_pei2020(pei):
-    assert set(DATASETS) == {"pei2020", "borg2020", "peivaste2023"}
+    assert {"pei2020", "borg2020", "peivaste2023"} <= set(DATASETS)
     assert "npj Comput. Mater. 6, 50" in DATASETS["pei2020"]
 
 
@@ -105,11 +105,11 @@ def test_default_dataset_is_pei2020(pei):
 
 def test_borg2020(borg):
     report = borg.attrs["report"]
-    assert (report["n_read"], report["n_alloys"]) == (740, 602)
-    assert report["dropped"] == {"no descriptor data for an element": 29}
-    assert report["dropped_elements"] == {"C": 23, "B": 6}
-    assert report["n_duplicates_merged"] == 109
-    assert len(report["conflicts"]) == 20
+    assert (report.n_read, report.n_alloys) == (740, 602)
+    assert report.dropped == {"uncovered element": 29}
+    assert report.dropped_elements == {"C": 23, "B": 6}
+    assert report.n_duplicates_merged == 109
+    assert len(report.conflicts) == 20
     assert int(borg["label_conflict"].sum()) == 20
     assert int(borg["single_phase"].notna().sum()) == 582
     assert int((borg["single_phase"] == 1).sum()) == 197
@@ -122,10 +122,10 @@ def test_borg2020(borg):
 
 def test_peivaste2023(peivaste):
     report = peivaste.attrs["report"]
-    assert (report["n_read"], report["n_alloys"]) == (7747, 6879)
-    assert sum(report["dropped"].values()) == 195
-    assert report["n_duplicates_merged"] == 673
-    assert len(report["conflicts"]) == 73
+    assert (report.n_read, report.n_alloys) == (7747, 6879)
+    assert sum(report.dropped.values()) == 195
+    assert report.n_duplicates_merged == 673
+    assert len(report.conflicts) == 73
     assert int(peivaste["single_phase"].notna().sum()) == 6810
     assert int((peivaste["single_phase"] == 1).sum()) == 3686
     assert int((peivaste["single_phase"] == 0).sum()) == 3124
@@ -133,14 +133,14 @@ def test_peivaste2023(peivaste):
     assert len(element_vocabulary(peivaste)) == 51
     unlabelled_by_conflict = peivaste["label_conflict"] & peivaste["single_phase"].isna()
     assert int(unlabelled_by_conflict.sum()) == 69
-    assert report["dropped_elements"]["B"] == 97 and report["dropped_elements"]["C"] == 95
+    assert report.dropped_elements["B"] == 97 and report.dropped_elements["C"] == 95
     assert peivaste["formula"].is_unique
     assert np.isfinite(peivaste[list(DESCRIPTOR_NAMES)].to_numpy(dtype=float)).all()
 
 
 def test_conflicts_are_reported_not_resolved(borg, peivaste):
     for df in (borg, peivaste):
-        conflicts = df.attrs["report"]["conflicts"]
+        conflicts = df.attrs["report"].conflicts
         flagged = df[df["label_conflict"]]
         assert set(flagged["formula"]) == {c["formula"] for c in conflicts}
         # the crystal structure disagrees for every conflict, so no phase is kept
@@ -177,13 +177,14 @@ def test_conflicting_duplicates_become_unlabelled():
     assert len(df) == 2
     fe_ni = df[df["formula"] == "Fe50Ni50"].iloc[0]
     assert bool(fe_ni["label_conflict"]) is True
-    assert pd.isna(fe_ni["single_phase"])
+    assert pd.isna(fe_ni["single_phase"]) and pd.isna(fe_ni["phase"])
     co_cr = df[df["formula"] == "Co50Cr50"].iloc[0]
     assert bool(co_cr["label_conflict"]) is False and co_cr["single_phase"] == 1
     report = df.attrs["report"]
-    assert report["n_duplicates_merged"] == 1
-    assert report["conflicts"] == [
-        {"formula": "Fe50Ni50", "reports": [("FeNi", None, 1), ("NiFe", None, 0)]}
+    assert report.n_duplicates_merged == 1
+    assert report.conflicts == [
+        {"formula": "Fe50Ni50", "reports": [("FeNi", None, 1), ("NiFe", "multi", 0)], "kind": "single vs multi",
+         "resolution": "unlabelled", "single_phase": None, "phase": None}
     ]
 
 
@@ -192,7 +193,7 @@ def test_agreeing_duplicates_keep_their_label():
     assert len(df) == 1
     assert df.loc[0, "single_phase"] == 1 and df.loc[0, "phase"] == "FCC"
     assert not df.loc[0, "label_conflict"]
-    assert df.attrs["report"]["n_duplicates_merged"] == 2
+    assert df.attrs["report"].n_duplicates_merged == 2
 
 
 def test_user_csv(tmp_path):
@@ -219,9 +220,9 @@ def test_user_csv(tmp_path):
     assert phases["HfNbTaTiZr"] == "BCC" and phases["Al0.3CoCrFeNi"] == "FCC"
     assert phases["AlCoCrFeNi"] == "multi" and pd.isna(phases["CoCrFeMnNi"])
     report = df.attrs["report"]
-    assert report["n_read"] == 8 and len(df) == 7
-    assert report["dropped"] == {"no descriptor data for an element": 1}
-    assert report["dropped_elements"] == {"B": 1}
+    assert report.n_read == 8 and len(df) == 7
+    assert report.dropped == {"uncovered element": 1}
+    assert report.dropped_elements == {"B": 1}
     # the string path works too
     assert len(load_dataset(str(path))) == 7
 
@@ -249,8 +250,8 @@ def test_explicit_label_column_and_numeric_labels():
 def test_element_pair_without_enthalpy_is_dropped_not_fatal():
     df = load_dataset(pd.DataFrame({"formula": ["ThU", "Th0.5U0.5Zr", "ThZr", "FeNi"]}))
     assert sorted(df["formula"]) == ["Fe50Ni50", "Th50Zr50"]
-    assert df.attrs["report"]["dropped"] == {"no mixing enthalpy for an element pair": 2}
-    assert df.attrs["report"]["dropped_elements"] == {"Th-U": 2}
+    assert df.attrs["report"].dropped == {"uncovered element pair": 2}
+    assert df.attrs["report"].dropped_elements == {"Th-U": 2}
 
 
 def test_from_records():
@@ -287,9 +288,12 @@ def test_missing_file(tmp_path):
 
 def test_missing_formula_column(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text("alloy,label\nFeNi,1\n")
-    with pytest.raises(DatasetError, match=r"no formula column 'formula'; the columns are \['alloy', 'label'\]"):
+    path.write_text("alloy_id,label\nFeNi,1\n")
+    with pytest.raises(DatasetError, match=r"bad\.csv: no formula column; expected one named formula / alloy / "
+                                           r"alloys / composition / name .*the columns are \['alloy_id', 'label'\]"):
         load_dataset(path)
+    with pytest.raises(DatasetError, match=r"no formula column 'formula'; the columns are \['alloy_id', 'label'\]"):
+        load_dataset(path, formula_column="formula")
 
 
 def test_missing_label_column():
@@ -297,17 +301,33 @@ def test_missing_label_column():
         load_dataset(pd.DataFrame({"formula": ["FeNi"]}), label_column="phase_label")
 
 
-def test_bad_formula_names_the_row(tmp_path):
+def test_bad_formula_names_the_row_when_strict(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("formula,label\nFeNi,1\nCoCr,0\nFe$Ni,1\n")
-    with pytest.raises(DatasetError, match=r"bad\.csv: row 2: formula 'Fe\$Ni': unexpected character"):
-        load_dataset(path)
-    with pytest.raises(DatasetError, match="row 1 has no formula"):
-        load_dataset(pd.DataFrame({"formula": ["FeNi", None]}))
+    with pytest.raises(DatasetError, match=r"bad\.csv: 1 bad row\(s\) with strict=True: line 4 \(row 2\): bad formula: "
+                                           r"formula 'Fe\$Ni': unexpected character"):
+        load_dataset(path, strict=True)
+    with pytest.raises(DatasetError, match=r"row 1: empty formula: the 'formula' cell is empty"):
+        load_dataset(pd.DataFrame({"formula": ["FeNi", None], "label": [1, 0]}), strict=True)
+    # a wholly empty row (a blank line) is skipped and counted, not an error
+    df = load_dataset(pd.DataFrame({"formula": ["FeNi", None]}), strict=True)
+    assert len(df) == 1 and df.attrs["report"].n_empty_rows == 1 and df.attrs["report"].n_read == 1
+    # not strict: the good rows load and the bad one is reported
+    df = load_dataset(path)
+    assert df["formula_raw"].tolist() == ["FeNi", "CoCr"]
+    [issue] = df.attrs["report"].issues
+    assert (issue.row, issue.line, issue.reason, issue.value) == (2, 4, "bad formula", "Fe$Ni")
 
 
-@pytest.mark.parametrize("value", ["maybe", "2", "amorphous"])
+@pytest.mark.parametrize("value", ["maybe", "2", "hcp martensite", 2, -1.0])
 def test_bad_label_value(value):
     table = pd.DataFrame({"formula": ["FeNi", "CoCr"], "label": ["1", value]})
-    with pytest.raises(DatasetError, match=rf"row 1: label '{value}' in column 'label' is not understood"):
-        load_dataset(table)
+    with pytest.raises(DatasetError, match=rf"row 1: bad label: label '?{value}'? .*not understood"):
+        load_dataset(table, strict=True)
+    df = load_dataset(table)
+    assert df["formula"].tolist() == ["Fe50Ni50"] and df.attrs["report"].dropped == {"bad label": 1}
+
+
+def test_unknown_conflict_policy():
+    with pytest.raises(DatasetError, match=r"conflicts='vote' is not a policy; use one of \['unlabelled', 'drop', 'majority'\]"):
+        load_dataset("pei2020", conflicts="vote")

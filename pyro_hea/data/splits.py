@@ -89,7 +89,7 @@ def paper_split(
     labels = df[label]
     known = np.flatnonzero(labels.notna().to_numpy())
     if len(known) < 10:
-        raise SplitError(f"only {len(known)} labelled alloys; the protocol needs at least 10")
+        raise SplitError(f"only {len(known)} labelled alloys; the protocol needs at least 10{_why(df, label)}")
     y = labels.iloc[known].astype(str).to_numpy()
 
     def draw(idx: np.ndarray, size: float, salt: int, strat: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -117,6 +117,28 @@ def paper_split(
     out[val] = "val"
     out[test] = "test"
     return pd.Series(out, index=df.index, name="split")
+
+
+def _why(df: pd.DataFrame, label: str) -> str:
+    """Where the labels went, from the load report: `` (source: ...)`` or nothing."""
+    report = df.attrs.get("report")
+    if report is None or not hasattr(report, "dropped"):
+        return ""
+    labels = df[label] if label in df.columns else pd.Series(dtype=float)
+    conflicts = int((df["label_conflict"] & labels.isna()).sum()) if "label_conflict" in df.columns else 0
+    parts = [f"{len(df):,} alloys kept"]
+    if conflicts:
+        parts.append(f"{conflicts:,} with conflicting labels left unlabelled")
+    unlabelled = int(labels.isna().sum()) - conflicts
+    if unlabelled:
+        parts.append(f"{unlabelled:,} without a label" + ("" if report.label_column or report.formula_column is None
+                                                         else " (no label column was found)"))
+    text = ", ".join(parts)
+    if report.n_dropped:
+        reasons = ", ".join(f"{n:,} {r}" for r, n in report.dropped.items())
+        elements = ", ".join(f"{e} {n:,}" for e, n in list(report.dropped_elements.items())[:8])
+        text += f"; {report.n_dropped:,} rows dropped on loading: {reasons}" + (f" ({elements})" if elements else "")
+    return f" ({report.source}: {text})"
 
 
 @dataclass
