@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from pyro_hea.commands.data import add_dataset_arguments, dataset_options
 from pyro_hea.commands.options import check_int, check_number, check_seed
 
 #: ModelConfig / TrainConfig defaults the options show.
@@ -28,7 +29,7 @@ def add_parser(sub) -> None:
                        description="Fit the model on a dataset and write a run directory (model.pt, config.json, "
                                    "split.csv, metrics.json, training_curve.png). The run appears in one step "
                                    "when training has finished; a failed run leaves nothing behind.")
-    p.add_argument("--dataset", default="pei2020", help="pei2020 (default), borg2020, peivaste2023 or a CSV path")
+    add_dataset_arguments(p)  # --dataset, --formula-column, --label-column, --strict, --conflicts
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--force", action="store_true", help="replace an existing run directory at --out")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and of training (0 to 2**32-1)")
@@ -94,7 +95,7 @@ def run_train(args) -> int:
     train_config = TrainConfig(steps=args.epochs, lr=args.lr, seed=args.seed)
     dataset = args.dataset if args.dataset in BUILTIN_DATASETS else os.path.abspath(args.dataset)
     with staged_run_dir(args.out, force=args.force) as out:  # --out is checked before the data and training
-        df = load_dataset(args.dataset)
+        df = load_dataset(args.dataset, **dataset_options(args))
         split = paper_split(df, seed=args.seed, label_fraction=args.label_fraction, stratify=args.stratify,
                             label=label)
         started = time.perf_counter()
@@ -108,7 +109,8 @@ def run_train(args) -> int:
         model.save(out / MODEL_FILE)
         split.to_frame().assign(formula=df["formula"])[["formula", "split"]].to_csv(out / "split.csv", index=False)
         config = {
-            "pyro_hea_version": __version__, "dataset": dataset, "seed": args.seed, "classes": args.classes,
+            "pyro_hea_version": __version__, "dataset": dataset, "dataset_options": dataset_options(args),
+            "seed": args.seed, "classes": args.classes,
             "label_fraction": args.label_fraction, "stratify": args.stratify, "prior_z": args.prior_z,
             "prior_y": args.prior_y, "model": model_config.to_dict(), "training": train_config.to_dict(),
             "split_counts": {k: int(v) for k, v in split.value_counts().items()},

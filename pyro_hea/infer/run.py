@@ -159,6 +159,8 @@ def _read_json(path: Path):
 
 
 #: Keys of config.json that the other commands read, and their types.
+#: load_dataset options that train records in config.json["dataset_options"].
+_LOAD_OPTIONS = ("formula_column", "label_column", "strict", "conflicts")
 CONFIG_KEYS = {"dataset": str, "classes": int, "seed": int, "model": dict}
 
 
@@ -251,7 +253,9 @@ def load_run(path: str | os.PathLike, prior_z=None, prior_y=None) -> Run:
     config = read_config(path / "config.json")
     lookup = _read_split(path / "split.csv")
     model = PhaseModel.load(path / MODEL_FILE, prior_z=prior_z, prior_y=prior_y)
-    df = load_dataset(config["dataset"])
+    options = config.get("dataset_options")
+    options = {k: v for k, v in options.items() if k in _LOAD_OPTIONS} if isinstance(options, dict) else {}
+    df = load_dataset(config["dataset"], **options)  # as train loaded it
     _check_model(path, model, config, df)
     missing = [f for f in df["formula"] if f not in lookup]
     if missing:
