@@ -17,7 +17,8 @@ def stages(names, desc: str, quiet: bool = False):
     from tqdm.auto import tqdm
 
     names = list(names)
-    bar = tqdm(total=len(names), desc=desc, unit="stage", disable=quiet, leave=False,
+    # disable=None: no bar when stderr is not a terminal (a log file, a pipe), so errors stay one line.
+    bar = tqdm(total=len(names), desc=desc, unit="stage", disable=True if quiet else None, leave=False,
                bar_format="{desc}: {n_fmt}/{total_fmt} stages |{bar}| {elapsed}<{remaining} {postfix}")
     started = [False]
 
