@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -52,3 +54,64 @@ def test_interpolate_mode_and_input_errors(run_dir, tmp_path, capsys):
     assert main(["design", str(run_dir), "--mode", "screen", "--input", str(tmp_path / "nope.csv"),
                  "--out", str(out)]) == 2
     assert "no input file" in capsys.readouterr().err
+
+
+def test_design_help_works(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["design", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "at.% step" in text and "--n-accepted" in text and "--allow-radioactive" in text
+
+
+def test_the_cli_pool_choices_are_the_designers():
+    from pyro_hea.commands.design import POOLS as CLI_POOLS
+    from pyro_hea.design.latent import POOLS
+
+    assert CLI_POOLS == POOLS
+
+
+def _fails(argv, capsys, *words):
+    started = time.perf_counter()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return time.perf_counter() - started
+
+
+def test_bad_design_input_gets_one_line(run_dir, tmp_path, capsys):
+    out = str(tmp_path / "x.csv")
+    base = ["design", str(run_dir), "--out", out]
+    seconds = _fails(base + ["--mode", "screen", "--grid-step", "0.001"], capsys, "more than the limit")
+    assert seconds < 30   # counted, not enumerated (loading the run is most of it)
+    _fails(base + ["--mode", "latent", "--n", "1000000000"], capsys, "n = 1,000,000,000", "limit")
+    source = tmp_path / "overflow.csv"
+    pd.DataFrame({"formula": ["CoCrFeNi", "Fe1e308Ni1e308"]}).to_csv(source, index=False)
+    _fails(base + ["--mode", "screen", "--input", str(source)], capsys, "overflows")
+    blank = tmp_path / "blank.csv"
+    blank.write_text("formula\nCoCrFeNi\n\"\"\nNbMoTaW\n")
+    _fails(base + ["--mode", "screen", "--input", str(blank)], capsys, "empty formula", "line 3")
+    _fails(base + ["--mode", "latent", "--palette", "Fe,Ni,Co"], capsys, "fewer than min_elements")
+
+
+def test_design_does_not_overwrite_without_force(run_dir, tmp_path, capsys):
+    out = tmp_path / "kept.csv"
+    out.write_text("mine\n")
+    argv = ["design", str(run_dir), "--mode", "screen", "--k", "4", "--palette", "Co,Cr,Fe,Ni,Mn", "--out", str(out)]
+    _fails(argv, capsys, "exists", "--force")
+    assert out.read_text() == "mine\n"
+    assert main(argv + ["--force"]) == 0 and len(pd.read_csv(out)) == 5
+
+
+def test_latent_mode_keeps_to_the_palette(run_dir, tmp_path, capsys):
+    out = tmp_path / "palette.csv"
+    palette = ["Al", "Co", "Cr", "Fe", "Ni", "Ti", "Mn"]
+    assert main(["design", str(run_dir), "--mode", "latent", "--n", "200", "--pool", "rules", "--accept", "0",
+                 "--palette", ",".join(palette), "--exclude", "Mn", "--out", str(out)]) == 0
+    assert "z drawn at" in capsys.readouterr().out
+    import re
+
+    elements = {el for f in pd.read_csv(out)["formula"].dropna() for el in re.findall(r"[A-Z][a-z]?", f)}
+    assert elements and elements <= set(palette) - {"Mn"}

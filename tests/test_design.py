@@ -7,18 +7,22 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from pyro_hea import PhaseModel
 from pyro_hea.data.composition import canonical_formula, to_vector
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, featurize
 from pyro_hea.design.designer import Designer, DesignError, format_summary
 from pyro_hea.design.space import (
+    DEFAULT_PALETTE,
+    RADIOACTIVE,
     CompositionRules,
     DesignSpaceError,
     check_validity,
     equimolar_space,
     formulas,
     grid_space,
+    principal_elements,
     realize,
 )
 from pyro_hea.errors import PyroHeaError
@@ -303,3 +307,191 @@ def test_interpolation_walks_a_straight_line_in_z(designer):
     assert np.allclose(frame.sum(axis=1), 100) and set(frame.columns) <= set(designer.vocabulary)
     with pytest.raises(DesignError, match="at least 2"):
         designer.interpolate("NbMoTaW", "CoCrFeMnNi", steps=1)
+
+
+# ------------------------------------------- high-entropy target, palette, bad input
+def test_default_rules_are_a_high_entropy_target():
+    rules = CompositionRules()
+    assert (rules.min_elements, rules.min_percent, rules.palette) == (4, 5.0, DEFAULT_PALETTE)
+    for el in ("Th", "U", "Pu", "Tc", "Pm", "Np", "Ra", "Po"):
+        assert el in RADIOACTIVE
+    assert not {"Bi", "Pb", "Fe", "W"} & set(RADIOACTIVE)
+    assert rules.allowed(["Fe", "Ir", "Th"]).tolist() == [True, False, False]   # Ir: not in the palette
+    assert CompositionRules(palette=None).allowed(["Fe", "Ir", "Th"]).tolist() == [True, True, False]
+    assert CompositionRules(palette=None, allow_radioactive=True).allowed(["Th"]).tolist() == [True]
+    with pytest.raises(DesignSpaceError, match="no alloy has 4 elements of at least 30"):
+        CompositionRules(min_percent=30)
+    with pytest.raises(DesignSpaceError, match="palette has unknown"):
+        CompositionRules(palette=("Fe", "Qq"))
+
+
+def test_an_element_below_the_minimum_does_not_count():
+    rules = CompositionRules(min_elements=2)
+    x = np.array([[100.0, 0, 0], [100 - 1e-6, 1e-6, 0], [95.0, 4.0, 1.0], [90.0, 5.0, 5.0]])
+    assert principal_elements(x, rules).tolist() == [1, 1, 1, 3]
+    assert check_validity(x, rules).tolist() == [False, False, False, True]
+
+
+def test_screen_treats_a_trace_element_like_a_pure_element(designer):
+    result = designer.screen(["Fe100000000Ni1", "Fe", "CoCrFeNi", "CoCrFeNiAl0.1"])
+    t = result.table.set_index("input_index").sort_index()
+    assert t["valid"].tolist() == [False, False, True, True]
+    assert t["n_elements"].tolist() == [1, 1, 4, 4]   # Al at 2.4 at.% is a minor addition
+    assert "1 principal element" in t.loc[0, "flag"] and "1 principal element" in t.loc[1, "flag"]
+    ranked = result.table["input_index"].tolist()
+    assert ranked.index(0) > ranked.index(2) and ranked.index(0) > ranked.index(3)   # invalid rows come last
+
+
+def test_screen_reports_an_unreadable_formula_in_one_line(designer):
+    with pytest.raises(DesignError) as err:
+        designer.screen(["CoCrFeNi", "Fe1e308Ni1e308"])
+    message = str(err.value)
+    assert "\n" not in message and "alloy 1" in message and message.count("Fe1e308Ni1e308") == 1
+
+
+def test_grid_space_is_counted_before_it_is_enumerated():
+    import itertools
+    import time
+
+    from pyro_hea.design.space import _grid_count
+
+    for k, total, low, high in [(3, 10, 2, 5), (4, 20, 1, 7), (5, 20, 1, 20), (3, 5, 3, 4)]:
+        brute = sum(1 for v in itertools.product(range(low, high + 1), repeat=k) if sum(v) == total)
+        assert _grid_count(k, total, low, high) == brute
+    started = time.perf_counter()
+    with pytest.raises(DesignSpaceError, match="more than the limit"):
+        grid_space(step=0.001)
+    with pytest.raises(DesignSpaceError, match="divides 100"):
+        grid_space(step=float("inf"))
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_model_with_nan_weights_is_an_error_not_a_score(model, data, designer):
+    import copy
+
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in broken.vae.classifier.parameters():
+            p.fill_(float("nan"))
+    bad = Designer(broken, data[0], data[1], judge=designer.judge)
+    with pytest.raises(DesignError, match="non-finite probabilities"):
+        bad.screen(["CoCrFeNi", "NbMoTaW"])
+
+
+def test_latent_draws_are_bounded(designer):
+    with pytest.raises(DesignError, match="more than the limit"):
+        designer.latent(n=1_000_000_000)
+    with pytest.raises(DesignError, match="more than the limit"):
+        designer.latent(n=10, n_accepted=10**9)
+    with pytest.raises(DesignError, match="whole number"):
+        designer.latent(n=2.5)
+    with pytest.raises(DesignError, match="spread"):
+        designer.latent(n=10, spread=float("nan"))
+
+
+def test_latent_candidates_are_high_entropy_alloys_of_the_palette(model, data, designer):
+    result = designer.latent(n=1000, seed=2, accept=None)   # the tiny test model accepts little at 0.5
+    t, x = result.table, result.compositions
+    allowed = designer.rules.allowed(designer.vocabulary)
+    finite = np.isfinite(x).all(axis=1)
+    assert not (x[finite][:, ~allowed] > 0).any() and not (result.contrast[finite][:, ~allowed] > 0).any()
+    acc = t["accepted"].to_numpy()
+    assert acc.any()
+    heavy = x[acc]
+    assert ((heavy > 0).sum(axis=1) >= 4).all() and (heavy[heavy > 0] >= 5).all()
+    # every decode is accounted for: accepted, or rejected for exactly one (the first failing) reason
+    assert sum(result.summary["rejected"].values()) + result.summary["candidates"] == len(t)
+    assert result.summary["accept_rate"] == pytest.approx(acc.mean())
+    # with the whole vocabulary allowed, still no radioactive element
+    df, split = data
+    wide = Designer(model, df, split, judge=designer.judge, rules=CompositionRules(palette=None))
+    xw = wide.latent(n=1000, seed=2, source="prior").compositions
+    radioactive = np.isin(np.array(designer.vocabulary), RADIOACTIVE)
+    assert not (np.nan_to_num(xw)[:, radioactive] > 0).any()
+
+
+def test_decoding_restricts_the_element_probabilities_to_the_palette(designer):
+    z = np.random.default_rng(0).normal(size=(50, designer.model.vae.config.latent_dim))
+    p = designer.model.vae.decode(torch.as_tensor(z, dtype=torch.float32), 1).numpy().astype(float)
+    allowed = designer.rules.allowed(designer.vocabulary)
+    expected = np.where(allowed, p, 0) / p[:, allowed].sum(axis=1, keepdims=True) * 100
+    assert np.allclose(designer.decode(z, 1, realistic=False), expected)
+
+
+def test_the_design_pool_is_target_class_alloys_that_meet_the_rules(designer):
+    alloys, what = designer.design_pool("target", target="single-phase")
+    x = alloys.x.numpy()
+    assert (alloys.y.numpy() == 1).all() and check_validity(x, designer.rules).all()
+    assert not (x[:, ~designer.rules.allowed(designer.vocabulary)] > 0).any()
+    assert what.startswith(f"{len(x)} training alloys")
+    wider, _ = designer.design_pool("rules")
+    everything, _ = designer.design_pool("all")
+    assert len(x) <= len(wider) <= len(everything) == len(designer.train_rows)
+    with pytest.raises(DesignError, match="no training alloy"):
+        designer.design_pool("target", family="precious")   # no precious metal in the default palette
+    with pytest.raises(DesignError, match="pool must be"):
+        designer.design_pool("mine")
+    # posterior draws sit at the pool's encodings
+    z = designer.sample_z(2000, source="posterior", spread=0.0, seed=0)
+    loc, _ = designer.model.vae.encode(alloys.hide_labels(), alloys.y)
+    assert len(np.unique(z.numpy().round(5), axis=0)) <= len(x)
+    assert np.isin(z.numpy()[:, 0].round(5), loc.numpy()[:, 0].round(5)).all()
+
+
+def test_latent_resamples_until_enough_are_accepted(designer):
+    one = designer.latent(n=100, seed=7, compare=False)
+    many = designer.latent(n=100, seed=7, compare=False, n_accepted=one.summary["candidates"] + 30)
+    assert many.summary["rounds"] >= 2 and many.summary["generated"] == 100 * many.summary["rounds"]
+    assert many.summary["candidates"] >= one.summary["candidates"] + 30 or many.summary["rounds"] == 20
+    assert many.table["formula"].iloc[:len(one.table)].tolist() == one.table["formula"].tolist()  # round 0 = seed
+    assert many.table["draws"].sum() == many.summary["generated"]
+    with pytest.raises(DesignError, match="given z"):
+        designer.latent(z=np.zeros((3, 2)), n_accepted=5)
+
+
+def test_the_contrast_summary_says_how_often_the_judge_prefers_the_target_decode(designer):
+    result = designer.latent(n=300, seed=1)
+    c, t = result.summary["contrast"], result.table
+    both = t["scored"] & t["p_judge_contrast"].notna()
+    assert c["compared"] == int(both.sum())
+    assert c["judge_prefers_target"] == pytest.approx((t.loc[both, "p_judge"] > t.loc[both, "p_judge_contrast"]).mean())
+    assert "the judge prefers the y=single-phase decode" in format_summary(result.summary)
+
+
+def test_inversion_and_interpolation_encode_at_the_posterior_mode(designer):
+    from pyro_hea.model.tensors import AlloyTensors
+
+    vae = designer.model.vae
+    ends = np.vstack([designer._vector("NbMoTaW", "a"), designer._vector("CoCrFeMnNi", "b")])
+    tensors = AlloyTensors.from_compositions(ends, designer.vocabulary, designer.model.scaler)
+    y = vae.predict_proba(tensors).argmax(-1)
+    mode = vae.posterior_mode(tensors, y, steps=50).numpy()
+    mean = vae.encode(tensors, y)[0].numpy()
+    assert not np.allclose(mode, mean, atol=1e-3)
+    path = designer.interpolate("NbMoTaW", "CoCrFeMnNi", steps=3).table
+    assert np.allclose(path[["z_1", "z_2"]].to_numpy()[[0, -1]], mode, atol=1e-4)
+    amortized = designer.interpolate("NbMoTaW", "CoCrFeMnNi", steps=3, refine_steps=0).table
+    assert np.allclose(amortized[["z_1", "z_2"]].to_numpy()[[0, -1]], mean, atol=1e-5)
+    trajectory = designer.invert("NbMoTaW", threshold=1.0, max_steps=1).table
+    assert np.allclose(trajectory[["z_1", "z_2"]].to_numpy()[0], mode[0], atol=1e-4)
+    with pytest.raises(DesignError, match="refine_steps"):
+        designer.invert("NbMoTaW", refine_steps=-1)
+    with pytest.raises(DesignError, match="max_steps"):
+        designer.invert("NbMoTaW", max_steps=10**9)
+
+
+def test_the_contrast_figure_never_shows_nan(designer):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pyro_hea.design.plots import plot_contrast
+
+    result = designer.latent(n=300, seed=0)
+    result.table.loc[:, "p_model_contrast"] = np.nan   # as if no contrast decode could be scored
+    result.table.loc[:, "p_judge_contrast"] = np.nan
+    fig = plot_contrast(result)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts and not any("nan" in text for text in texts) and any("not\nscored" in text for text in texts)
+    good = designer.latent(n=300, seed=0)
+    texts = [t.get_text() for ax in plot_contrast(good).axes for t in ax.texts]
+    assert not any("nan" in text or "not\nscored" in text for text in texts)

@@ -9,6 +9,7 @@ from pyro_hea.design.space import DEFAULT_PALETTE, CompositionRules
 from pyro_hea.design.novelty import NOVELTY_THRESHOLD
 
 MODES = ("screen", "latent", "invert", "interpolate")
+POOLS = ("target", "rules", "all")  # pyro_hea.design.latent.POOLS (not imported here: it loads torch)
 
 
 def add_parser(sub) -> None:
@@ -21,22 +22,32 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", help="a run directory written by pyro-hea train")
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--out", required=True, help="CSV file to write, one row per candidate or step")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.add_argument("--target", default="1", help="target class, by name (e.g. single-phase) or index (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    g = p.add_argument_group("screen")
+    g = p.add_argument_group("screen and palette")
     g.add_argument("--input", help="CSV file with a formula column to screen (else a generated space)")
     g.add_argument("--formula-column", default="formula", help="column of --input with the formulas")
     g.add_argument("--palette", default=",".join(DEFAULT_PALETTE),
-                   help="comma-separated elements of the generated space (default: common HEA elements)")
+                   help="comma-separated elements of the generated space (screen) and of decoded alloys "
+                        "(latent, invert, interpolate); default: the common HEA elements; 'all' lets decodes "
+                        "use the model's whole vocabulary")
     g.add_argument("--k", type=int, default=5, help="elements per alloy of the generated space")
     g.add_argument("--grid-step", type=float, help="at.%% step of a non-equimolar grid (else equimolar alloys)")
     g.add_argument("--grid-min", type=float, default=5.0, help="lowest at.%% of an element on the grid")
     g.add_argument("--grid-max", type=float, default=35.0, help="highest at.%% of an element on the grid")
     g = p.add_argument_group("latent")
-    g.add_argument("--n", type=int, default=1000, help="latent points to draw")
-    g.add_argument("--source", choices=("prior", "posterior"), default="prior",
-                   help="draw z from the prior or from the aggregate posterior of training alloys")
+    g.add_argument("--n", type=int, default=1000, help="latent points to draw (per round with --n-accepted)")
+    g.add_argument("--n-accepted", type=int,
+                   help="draw rounds of --n points until this many candidates are accepted (at most 20 rounds)")
+    g.add_argument("--source", choices=("prior", "posterior"), default="posterior",
+                   help="draw z from the aggregate posterior of training alloys (default) or from the prior")
+    g.add_argument("--pool", choices=POOLS, default="target",
+                   help="training alloys behind posterior draws: 'target' (default): those that meet the "
+                        "composition rules and are of the target class; 'rules': any class; 'all'")
+    g.add_argument("--spread", type=float, default=1.0,
+                   help="scale factor on the posterior's standard deviation (default 1)")
     g.add_argument("--family", help="restrict the training alloys behind the draws to one alloy family")
     g.add_argument("--contrast", help="class to decode the same z with, for comparison (default: the other class)")
     g.add_argument("--no-compare", action="store_true", help="skip decoding with the contrast class")
@@ -49,13 +60,21 @@ def add_parser(sub) -> None:
     g.add_argument("--threshold", type=float, default=0.9, help="p_model at which inversion stops")
     g.add_argument("--max-steps", type=int, default=20, help="step budget of the inversion")
     g.add_argument("--steps", type=int, default=11, help="points along the interpolation path")
+    g.add_argument("--refine-steps", type=int, default=50,
+                   help="L-BFGS iterations from the encoder's mean to the posterior mode of z (0: the mean)")
     g = p.add_argument_group("composition rules and novelty")
     r = CompositionRules()
-    g.add_argument("--min-percent", type=float, default=r.min_percent, help="drop decoded elements below this at.%%")
+    g.add_argument("--min-percent", type=float, default=r.min_percent,
+                   help="smallest at.%% of a principal element: decoded elements below it are dropped, and "
+                        "they do not count towards --min-elements (default 5)")
     g.add_argument("--resolution", type=float, default=r.resolution, help="at.%% grid decoded alloys are rounded to")
-    g.add_argument("--min-elements", type=int, default=r.min_elements, help="fewest elements of a valid candidate")
-    g.add_argument("--max-elements", type=int, default=r.max_elements, help="most elements of a valid candidate")
-    g.add_argument("--exclude", default="", help="comma-separated elements decoded alloys may not contain, e.g. Th,U")
+    g.add_argument("--min-elements", type=int, default=r.min_elements,
+                   help=f"fewest principal elements of a valid candidate (default {r.min_elements}: high-entropy)")
+    g.add_argument("--max-elements", type=int, default=r.max_elements,
+                   help=f"most principal elements of a valid candidate (default {r.max_elements})")
+    g.add_argument("--exclude", default="", help="comma-separated elements decoded alloys may not contain, e.g. Co,Ni")
+    g.add_argument("--allow-radioactive", action="store_true",
+                   help="let decoded alloys hold radioactive elements (Tc, Pm, Th, U, ...; never by default)")
     g.add_argument("--novelty-threshold", type=float, default=NOVELTY_THRESHOLD,
                    help="composition distance (at.%%) above which a candidate is novel")
     p.set_defaults(run=run_design)
@@ -77,45 +96,67 @@ def _read_formulas(path: str, column: str) -> list[str]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no input file at {path!r}")
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={column: str}, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DesignError(f"cannot read {path!r} as CSV: {err}") from None
     if column not in table.columns:
         raise DesignError(f"{path!r} has no column {column!r} (columns: {list(table.columns)})")
-    formulas = table[column].dropna().astype(str).tolist()
+    formulas = table[column].astype(str).str.strip().tolist()
     if not formulas:
         raise DesignError(f"{path!r} has no formulas in column {column!r}")
+    empty = [i for i, f in enumerate(formulas) if not f]
+    if empty:
+        rows = ", ".join(str(i + 2) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
+        raise DesignError(f"{path!r} has {len(empty)} empty formula(s) in column {column!r} (line {rows}); "
+                          "fill them in or remove the rows, so that input_index lines up with the file")
     return formulas
 
 
-def run_design(args) -> int:
-    from pyro_hea.design.designer import Designer, format_summary  # torch loads only when a command runs
+def _elements(text: str) -> list[str]:
+    return [el.strip() for el in text.split(",") if el.strip()]
 
+
+def run_design(args) -> int:
+    from pyro_hea.design.designer import Designer, DesignError, format_summary  # torch loads only when a command runs
+
+    palette = _elements(args.palette)
+    decode_palette = None if [el.lower() for el in palette] == ["all"] else tuple(palette)
     rules = CompositionRules(min_percent=args.min_percent, resolution=args.resolution,
                              min_elements=args.min_elements, max_elements=args.max_elements,
-                             exclude=tuple(el.strip() for el in args.exclude.split(",") if el.strip()))
+                             palette=decode_palette, exclude=tuple(_elements(args.exclude)),
+                             allow_radioactive=args.allow_radioactive)
     if args.mode == "invert":
         _need(args, "start")
     if args.mode == "interpolate":
         _need(args, "start", "end")
+    alloys = _read_formulas(args.input, args.formula_column) if args.mode == "screen" and args.input else None
+    out = Path(args.out)
+    if out.is_dir():
+        raise DesignError(f"--out {args.out!r} is a directory; give a CSV file name")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"--out {args.out!r} exists; pass --force to replace it")
+    if not out.parent.is_dir():
+        raise DesignError(f"--out {args.out!r}: the folder {str(out.parent)!r} does not exist")
     designer = Designer.from_run(args.run_dir, rules=rules, novelty_threshold=args.novelty_threshold)
     target = designer.class_index(args.target)
     if args.mode == "screen":
-        alloys = _read_formulas(args.input, args.formula_column) if args.input else None
-        palette = [el.strip() for el in args.palette.split(",") if el.strip()]
+        if decode_palette is None:
+            raise DesignError("--palette all applies to decoded alloys; a generated space needs its elements")
         result = designer.screen(alloys, target=target, palette=palette, k=args.k, grid_step=args.grid_step,
                                  min_percent=args.grid_min, max_percent=args.grid_max)
     elif args.mode == "latent":
         result = designer.latent(
             n=args.n, target=target, contrast=args.contrast, source=args.source, family=args.family,
             seed=args.seed, deduplicate=not args.keep_duplicates, compare=not args.no_compare,
-            accept=args.accept,
+            accept=args.accept, pool=args.pool, spread=args.spread, n_accepted=args.n_accepted,
         )
     elif args.mode == "invert":
-        result = designer.invert(args.start, target=target, threshold=args.threshold, max_steps=args.max_steps)
+        result = designer.invert(args.start, target=target, threshold=args.threshold, max_steps=args.max_steps,
+                                 refine_steps=args.refine_steps)
     else:
-        result = designer.interpolate(args.start, args.end, target=target, steps=args.steps)
-    result.to_csv(args.out)
+        result = designer.interpolate(args.start, args.end, target=target, steps=args.steps,
+                                      refine_steps=args.refine_steps)
+    result.to_csv(out)
     if args.json:
         print(json.dumps(result.summary, default=float))
     else:

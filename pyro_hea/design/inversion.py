@@ -16,7 +16,14 @@ from pyro_hea.data.composition import CompositionError, as_composition, canonica
 from pyro_hea.design.result import DesignError, DesignResult, one_thread
 from pyro_hea.model.tensors import AlloyTensors
 
-__all__ = ["InversionMixin"]
+__all__ = ["REFINE_STEPS", "InversionMixin"]
+
+#: L-BFGS iterations that refine an encoding to the posterior mode (as :meth:`PhaseVAE.reconstruct
+#: <pyro_hea.model.vae.PhaseVAE.reconstruct>` does).
+REFINE_STEPS = 50
+
+#: The most steps of an inversion or points of an interpolation path.
+MAX_STEPS = 1000
 
 
 class InversionMixin:
@@ -34,19 +41,33 @@ class InversionMixin:
             )
         return np.array([[100.0 * comp.get(el, 0.0) for el in self.vocabulary]])
 
-    def _encode(self, x: np.ndarray) -> torch.Tensor:
-        """Posterior mean of z for compositions, each at its predicted class."""
+    def _encode(self, x: np.ndarray, refine_steps: int = REFINE_STEPS) -> torch.Tensor:
+        """z of compositions, each at its predicted class: the posterior mode (see below).
+
+        The amortized encoder's mean is refined by ``refine_steps`` L-BFGS
+        iterations to the mode of p(z | x, y) (:meth:`PhaseVAE.posterior_mode
+        <pyro_hea.model.vae.PhaseVAE.posterior_mode>`), as the model's own
+        reconstruction does; ``refine_steps=0`` keeps the encoder's mean.
+        """
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, (int, np.integer)) or refine_steps < 0:
+            raise DesignError(f"refine_steps must be a non-negative whole number, got {refine_steps!r}")
         tensors = AlloyTensors.from_compositions(x, self.vocabulary, self.model.scaler)
-        self.model.vae.eval()
-        loc, _ = self.model.vae.encode(tensors)
+        vae = self.model.vae
+        vae.eval()
+        y = vae.predict_proba(tensors).argmax(-1)
+        if refine_steps and hasattr(vae, "posterior_mode"):
+            return vae.posterior_mode(tensors, y, steps=int(refine_steps)).detach()
+        loc, _ = vae.encode(tensors, y)
         return loc
 
     @one_thread
-    def invert(self, alloy, target=1, threshold: float = 0.9, max_steps: int = 20) -> DesignResult:
+    def invert(self, alloy, target=1, threshold: float = 0.9, max_steps: int = 20,
+               refine_steps: int = REFINE_STEPS) -> DesignResult:
         """Iterative inversion: encode, decode with the target class, re-score; repeat.
 
         Step 0 is the starting alloy. At each step the current alloy is
-        encoded at its predicted class (posterior mean of z), decoded with
+        encoded at its predicted class (the posterior mode of z, refined from
+        the encoder's mean by ``refine_steps`` L-BFGS iterations), decoded with
         y = target, realized and scored. It stops when ``p_model`` reaches
         ``threshold``, when the composition stops changing (a fixed point of
         the map), or after ``max_steps`` steps.
@@ -65,15 +86,16 @@ class InversionMixin:
         """
         started = time.perf_counter()
         target = self.class_index(target)
-        if not (0.0 < threshold <= 1.0):
+        if not (isinstance(threshold, (int, float)) and 0.0 < threshold <= 1.0):
             raise DesignError(f"threshold must be in (0, 1], got {threshold}")
-        if max_steps < 0:
-            raise DesignError(f"max_steps must be non-negative, got {max_steps}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
+                or not (0 <= max_steps <= MAX_STEPS):
+            raise DesignError(f"max_steps must be a whole number in [0, {MAX_STEPS}], got {max_steps!r}")
         x = self._vector(alloy, "the starting")
         path, zs, stopped = [x[0]], [], "step budget"
         for step in range(max_steps + 1):
             p = self.score(x, target)["p_model"].iloc[0]
-            z = self._encode(x)
+            z = self._encode(x, refine_steps)
             zs.append(z.numpy()[0])
             if p >= threshold:
                 stopped = "threshold reached"
@@ -81,6 +103,9 @@ class InversionMixin:
             if step == max_steps:
                 break
             x_next = self.decode(z, target)
+            if not np.all(np.isfinite(x_next)):
+                stopped = "the decode has no allowed element"
+                break
             if np.allclose(x_next, x):
                 stopped = "fixed point (the composition stopped changing)"
                 break
@@ -107,10 +132,11 @@ class InversionMixin:
 
     # ----------------------------------------------------------- interpolation
     @one_thread
-    def interpolate(self, start, end, target=1, steps: int = 11) -> DesignResult:
+    def interpolate(self, start, end, target=1, steps: int = 11, refine_steps: int = REFINE_STEPS) -> DesignResult:
         """Decode a straight line in z between two alloys at a fixed class y.
 
-        Each end is encoded at its predicted class (posterior mean); the
+        Each end is encoded at its predicted class (posterior mode, as in
+        :meth:`invert`); the
         ``steps`` points z(t) = (1 - t) z_start + t z_end, t in [0, 1], are
         decoded with y = ``target``, realized and scored. Steps 0 and the
         last are the decoded ends, not the alloys themselves.
@@ -129,10 +155,10 @@ class InversionMixin:
         """
         started = time.perf_counter()
         target = self.class_index(target)
-        if steps < 2:
-            raise DesignError(f"steps must be at least 2, got {steps}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not (2 <= steps <= MAX_STEPS):
+            raise DesignError(f"steps must be a whole number, at least 2 and at most {MAX_STEPS}, got {steps!r}")
         ends = np.vstack([self._vector(start, "the start"), self._vector(end, "the end")])
-        z_ends = self._encode(ends)
+        z_ends = self._encode(ends, refine_steps)
         t = torch.linspace(0.0, 1.0, steps)[:, None]
         z = (1 - t) * z_ends[0] + t * z_ends[1]
         x = self.decode(z, target)
