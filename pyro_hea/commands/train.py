@@ -19,7 +19,7 @@ from pyro_hea.commands.options import check_int, check_number, check_seed
 DEFAULTS = {"latent_dim": 16, "decoder": "linear", "total_count": 1000, "alpha": 20.0, "steps": 1500, "lr": 5e-3}
 Z_PRIOR_NAMES = ("descriptor-aligned", "family-mixture", "standard-normal")
 Y_PRIOR_NAMES = ("empirical-rules", "uniform")
-BUILTIN_DATASETS = ("pei2020", "borg2020", "peivaste2023")
+BUILTIN_DATASETS = ("pei2020", "borg2020", "peivaste2023", "corpus")
 METRIC_COLUMNS = ("auc", "accuracy", "f1", "brier", "ece", "elbo", "recon_mae", "recon_mae_present", "recon_set_match")
 
 

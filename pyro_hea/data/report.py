@@ -275,10 +275,13 @@ class LoadReport:
             kinds[c["kind"]] = kinds.get(c["kind"], 0) + 1
         conflict_text = f"{self.n_conflicts:,} compositions with conflicting labels"
         if self.conflicts:
-            conflict_text += f" ({_count_text(kinds)}), policy {self.conflict_policy!r}: " + {
-                "unlabelled": "their disputed label is left missing",
-                "drop": "they are left out",
-                "majority": "the majority label is kept (a tie leaves it missing)",
+            n_sm, n_st = kinds.get("single vs multi", 0), kinds.get("structure", 0)
+            conflict_text += f", policy {self.conflict_policy!r}: " + {
+                "unlabelled": f"{n_sm:,} single vs multi, left unlabelled (they join the unlabelled split); "
+                              f"{n_st:,} on the structure only, which keep single_phase but not phase",
+                "drop": f"{n_sm:,} single vs multi and {n_st:,} on the structure only, left out",
+                "majority": f"{n_sm:,} single vs multi and {n_st:,} on the structure only, the majority label "
+                            "kept (a tie leaves it missing)",
             }[self.conflict_policy]
         lines.append(f"duplicates    {self.n_duplicates_merged:,} rows merged; {conflict_text}")
         lines.append(f"elements      {len(self.elements)} distinct: {' '.join(self.elements)}")
