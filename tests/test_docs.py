@@ -148,6 +148,21 @@ def test_the_cli_page_refuses_a_help_string_that_crashes_help():
 
 
 @needs_docs
+def test_the_cli_tables_show_defaults_choices_and_groups():
+    parser = argparse.ArgumentParser(prog="pyro-hea demo")
+    parser.add_argument("run_dir", help="a run")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no bar")
+    group = parser.add_argument_group("latent")
+    group.add_argument("--source", choices=("prior", "posterior"), default="prior")
+    table = _hooks()._options_table(parser)
+    assert "| `run_dir` |  | required | a run |" in table
+    assert "| `--seed` `SEED` |  | `0` | seed (default 0) |" in table
+    assert "| `--quiet` |  |  | no bar |" in table
+    assert table.index("`--quiet`") < table.index("**Latent**") < table.index("`prior`, `posterior`")
+
+
+@needs_docs
 def test_reference_pages_follow_the_modules_on_disk():
     modules = _hooks().public_modules("pyro_hea.design")
     on_disk = {f"pyro_hea.design.{p.stem}" for p in (ROOT / "pyro_hea/design").glob("*.py")

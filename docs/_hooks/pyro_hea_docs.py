@@ -87,38 +87,56 @@ def _cell(text) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
 
 
+def _row(parser: argparse.ArgumentParser, formatter, action: argparse.Action) -> str:
+    if action.option_strings:
+        name = ", ".join(f"`{s}`" for s in action.option_strings)
+        if action.nargs != 0:
+            name += f" `{action.metavar or action.dest.upper()}`"
+    else:
+        name = f"`{action.metavar or action.dest}`"
+    if action.choices is not None and not isinstance(action.choices, dict):
+        values = ", ".join(f"`{c}`" for c in action.choices)
+    else:
+        values = ""
+    default = action.default
+    if action.required or not action.option_strings:
+        default_text = "required"
+    elif default is None or default is False or default is argparse.SUPPRESS or default == "" \
+            or action.nargs == 0:
+        default_text = ""
+    else:
+        default_text = f"`{default}`"
+    try:
+        help_text = formatter._expand_help(action) if action.help else ""
+    except (TypeError, ValueError, KeyError) as err:  # what `--help` would crash on
+        option = "/".join(action.option_strings) or action.dest
+        raise PluginError(f"the help of `{parser.prog} {option}` is not a valid argparse help "
+                          f"string (write a literal % as %%): {err}") from None
+    return f"| {name} | {_cell(values)} | {_cell(default_text)} | {_cell(help_text)} |"
+
+
+_HEADER = "| option | choices | default | description |\n|---|---|---|---|\n"
+_PLAIN_GROUPS = ("positional arguments", "options", "optional arguments")
+
+
 def _options_table(parser: argparse.ArgumentParser) -> str:
+    """The options of ``parser`` as Markdown tables, one per argument group (as in ``--help``)."""
     formatter = parser._get_formatter()  # expands %(default)s etc. as --help does
-    rows = []
-    for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+    plain, out = [], []
+    for group in parser._action_groups:
+        rows = [_row(parser, formatter, a) for a in group._group_actions
+                if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+        if not rows:
             continue
-        if action.option_strings:
-            name = ", ".join(f"`{s}`" for s in action.option_strings)
-            if action.nargs != 0:
-                name += f" `{action.metavar or action.dest.upper()}`"
-        else:
-            name = f"`{action.metavar or action.dest}`"
-        if action.choices is not None and not isinstance(action.choices, dict):
-            values = ", ".join(f"`{c}`" for c in action.choices)
-        else:
-            values = ""
-        default = action.default
-        if action.required or not action.option_strings:
-            default_text = "required"
-        elif default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
-            default_text = ""
-        else:
-            default_text = f"`{default}`"
-        try:
-            help_text = formatter._expand_help(action) if action.help else ""
-        except (TypeError, ValueError, KeyError) as err:  # what `--help` would crash on
-            raise PluginError(f"the help of {parser.prog} {action.option_strings or action.dest} is not a valid argparse "
-                              f"help string (write a literal % as %%): {err}") from None
-        rows.append(f"| {name} | {_cell(values)} | {_cell(default_text)} | {_cell(help_text)} |")
-    if not rows:
-        return ""
-    return "| option | choices | default | description |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        if group.title in _PLAIN_GROUPS:
+            plain += rows  # positionals and general options: one table, first
+            continue
+        out.append(f"**{group.title[:1].upper()}{group.title[1:]}**"
+                   + (f": {group.description}" if group.description else "") + "\n")
+        out.append(_HEADER + "\n".join(rows) + "\n")
+    if plain:
+        out.insert(0, _HEADER + "\n".join(plain) + "\n")
+    return "\n".join(out)
 
 
 def _usage(parser: argparse.ArgumentParser) -> str:
@@ -135,10 +153,10 @@ def cli_markdown() -> str:
     out = [f"```text\n{_usage(parser)}\n```\n", _options_table(parser)]
     for name, help_text, sub in _subcommands(parser):
         out.append(f"## `pyro-hea {name}`\n")
-        if help_text:
-            out.append(_cell(help_text)[:1].upper() + _cell(help_text)[1:] + ".\n")
-        if sub.description and sub.description != help_text:
-            out.append(sub.description + "\n")
+        text = sub.description or help_text  # the description says more, when there is one
+        if text:
+            text = _cell(text)
+            out.append(text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".") + "\n")
         out.append(f"```text\n{_usage(sub)}\n```\n")
         out.append(_options_table(sub))
         if sub.epilog:
