@@ -385,3 +385,15 @@ def test_os_errors_are_one_line(run_dir, capsys, monkeypatch):
     monkeypatch.setattr(train, "run_evaluate", full)
     status, _, err = _run(capsys, "evaluate", run_dir)
     _one_line_error(status, err, "evaluate", "No space left on device", "metrics.json")
+
+
+# ------------------------------------------------------------ what is printed
+def test_quiet_commands_print_nothing_and_others_say_what_they_wrote(run_dir, tmp_path, capsys):
+    status, out, err = _run(capsys, "train", "--out", tmp_path / "q", *TINY)
+    assert status == 0 and out == "" and err == ""
+    copy = tmp_path / "inspected"
+    shutil.copytree(run_dir, copy)
+    status, out, err = _run(capsys, "inspect", copy, "--samples", "5", "--quiet")
+    assert status == 0 and out == "" and err == ""
+    status, out, err = _run(capsys, "inspect", copy, "--samples", "5")
+    assert status == 0 and "wrote" in out and "inference_data.nc" in out and "ppc.json" in out

@@ -38,16 +38,22 @@ def plot_training_curve(history: dict, path: str | os.PathLike, best_step: int |
     save_figure(training_curve_figure(history, best_step, best_elbo_step), path)
 
 
-def _label_symlog_axis(ax) -> None:
-    """Ticks at 1, 2, 3 and 5 times powers of ten, labelled in plain numbers, on a symlog axis.
+def _label_symlog_axis(ax, values) -> None:
+    """Labelled ticks on a symlog axis: 1, 2 and 5 times powers of ten over a wide range, plain
+    evenly spaced numbers within one decade.
 
     Matplotlib's default symlog ticks sit only on whole decades, so a loss
     curve that stays within one decade showed no tick label at all.
     """
-    from matplotlib.ticker import FuncFormatter, NullFormatter, SymmetricalLogLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, SymmetricalLogLocator
 
-    transform = ax.yaxis.get_transform()
-    ax.yaxis.set_major_locator(SymmetricalLogLocator(transform, subs=(1.0, 2.0, 3.0, 5.0)))
+    values = np.abs(np.asarray(values, dtype=float))
+    values = values[np.isfinite(values) & (values > 0)]
+    wide = values.size and values.max() / values.min() >= 10
+    if wide:
+        ax.yaxis.set_major_locator(SymmetricalLogLocator(ax.yaxis.get_transform(), subs=(1.0, 2.0, 5.0)))
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -61,7 +67,7 @@ def training_curve_figure(history: dict, best_step: int | None = None, best_elbo
     >>> ax = training_curve_figure(h).axes[0]; ax.figure.canvas.draw()
     >>> low, high = ax.get_ylim()
     >>> [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
-    ['200', '300']
+    ['200', '240', '280', '320']
     """
     steps = np.asarray(history["step"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -70,7 +76,7 @@ def training_curve_figure(history: dict, best_step: int | None = None, best_elbo
     ax1.set_xlabel("SVI step")
     ax1.set_ylabel("loss per alloy (−ELBO + α·CE)")
     ax1.set_yscale("symlog")
-    _label_symlog_axis(ax1)
+    _label_symlog_axis(ax1, np.concatenate([np.ravel(history["train_loss"]), np.ravel(history["val_loss"])]))
     ax2.plot(steps, history["val_accuracy"], color="C2", label="validation accuracy")
     if "val_log_loss" in history:
         ax2.plot(steps, history["val_log_loss"], color="C3", label="validation log-loss of q(y|x)")
