@@ -352,3 +352,42 @@ def test_column_key_and_descriptor_names():
 ])
 def test_read_label(value, expected):
     assert read_label(value) == expected
+
+
+# ---------------------------------------------------------------------------
+# train and evaluate load a table the way pyro-hea data does
+# ---------------------------------------------------------------------------
+
+def test_train_strict_fails_before_training(tmp_path, capsys):
+    path = _messy(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(path), "--strict", "--out", str(out), "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "with strict=True" in err and "line 12 (row 10): bad formula" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_train_records_the_load_options_and_evaluate_reuses_them(tmp_path, capsys):
+    base = load_dataset("pei2020").sample(80, random_state=1)
+    table = pd.DataFrame({"Alloy ID": base["formula_raw"], "Phase (XRD)": base["phase"].astype(str)})
+    table = pd.concat([table, pd.DataFrame({"Alloy ID": ["NiFe", "FeNi", "Fe$Ni"],
+                                            "Phase (XRD)": ["FCC", "BCC+B2", "FCC"]})])
+    path = tmp_path / "mine.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "run"
+    flags = ["--formula-column", "Alloy ID", "--label-column", "Phase (XRD)", "--conflicts", "drop"]
+    assert main(["train", "--dataset", str(path), *flags, "--out", str(out), "--epochs", "2", "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset_options"] == {"formula_column": "Alloy ID", "label_column": "Phase (XRD)",
+                                         "strict": False, "conflicts": "drop"}
+    split = pd.read_csv(out / "split.csv")
+    assert "Fe50Ni50" not in set(split["formula"])  # dropped as a conflict, as the options say
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"val", "test"}
+
+
+def test_excel_without_a_reader_is_a_clear_error(tmp_path):
+    path = tmp_path / "sheet.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(DatasetError, match=r"sheet\.xlsx"):
+        load_dataset(path)
