@@ -18,8 +18,8 @@ from pyro_hea.model.tensors import AlloyTensors
 
 __all__ = ["REFINE_STEPS", "InversionMixin"]
 
-#: L-BFGS iterations that refine an encoding to the posterior mode (as :meth:`PhaseVAE.reconstruct
-#: <pyro_hea.model.vae.PhaseVAE.reconstruct>` does).
+#: L-BFGS iterations that refine an encoding to the posterior mode (as
+#: :meth:`~pyro_hea.model.vae.PhaseVAE.reconstruct` does).
 REFINE_STEPS = 50
 
 #: The most steps of an inversion or points of an interpolation path.
@@ -45,9 +45,9 @@ class InversionMixin:
         """z of compositions, each at its predicted class: the posterior mode (see below).
 
         The amortized encoder's mean is refined by ``refine_steps`` L-BFGS
-        iterations to the mode of p(z | x, y) (:meth:`PhaseVAE.posterior_mode
-        <pyro_hea.model.vae.PhaseVAE.posterior_mode>`), as the model's own
-        reconstruction does; ``refine_steps=0`` keeps the encoder's mean.
+        iterations to the mode of p(z | x, y)
+        (:meth:`~pyro_hea.model.vae.PhaseVAE.posterior_mode`), as the model's
+        own reconstruction does; ``refine_steps=0`` keeps the encoder's mean.
         """
         if isinstance(refine_steps, bool) or not isinstance(refine_steps, (int, np.integer)) or refine_steps < 0:
             raise DesignError(f"refine_steps must be a non-negative whole number, got {refine_steps!r}")
@@ -81,7 +81,7 @@ class InversionMixin:
 
         Examples
         --------
-        >>> traj = designer.invert("Al2CoCrFeNi", target="single-phase").table  # doctest: +SKIP
+        >>> traj = designer.invert("Al2CoCrFeNi", target="single-phase").table  # needs a Designer on a trained model  # doctest: +SKIP
         >>> traj[["step", "formula", "p_model"]]  # doctest: +SKIP
         """
         started = time.perf_counter()
@@ -150,7 +150,7 @@ class InversionMixin:
 
         Examples
         --------
-        >>> path = designer.interpolate("NbMoTaW", "HfNbTaTiZr", steps=5)  # doctest: +SKIP
+        >>> path = designer.interpolate("NbMoTaW", "HfNbTaTiZr", steps=5)  # needs a Designer on a trained model  # doctest: +SKIP
         >>> path.composition_frame()  # doctest: +SKIP
         """
         started = time.perf_counter()

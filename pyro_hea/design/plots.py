@@ -34,7 +34,9 @@ def plot_latent_candidates(result: DesignResult, training_z: np.ndarray | None =
         From :meth:`~pyro_hea.design.designer.Designer.latent`.
     training_z, training_labels : ndarray, optional
         Posterior means of training alloys and their labels (0/1), drawn
-        underneath for orientation.
+        underneath for orientation. With more than two latent axes, the
+        decodes and the training alloys are shown on the first two principal
+        axes of ``training_z`` (of the decodes' z when it is not given).
 
     Examples
     --------
@@ -45,10 +47,20 @@ def plot_latent_candidates(result: DesignResult, training_z: np.ndarray | None =
     if "z_2" not in t.columns:
         raise DesignError("the latent space has one axis; plot z_1 against p_model instead")
     t = t.sample(max_points, random_state=0) if len(t) > max_points else t
+    z = t[[c for c in t.columns if c.startswith("z_") and c[2:].isdigit()]].to_numpy(float)
+    names = ("z₁", "z₂")
+    if z.shape[1] > 2:
+        basis = np.asarray(training_z, dtype=float) if training_z is not None else z
+        centre = basis.mean(axis=0)
+        axes_pc = np.linalg.svd(basis - centre, full_matrices=False)[2][:2].T
+        project = lambda v: (np.asarray(v, dtype=float) - centre) @ axes_pc  # noqa: E731
+        z = project(z)
+        training_z = None if training_z is None else project(training_z)
+        names = (f"principal axis 1 of z ({axes_pc.shape[0]}-D)", "principal axis 2 of z")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, sharey=True)
     for ax, column, title in zip(axes, ("p_model", "p_judge"),
                                  ("model q(single-phase | x) of each decode", "independent judge p(single-phase)")):
-        points = ax.scatter(t["z_1"], t["z_2"], c=t[column], cmap="viridis", vmin=0, vmax=1, s=5, alpha=0.7,
+        points = ax.scatter(z[:, 0], z[:, 1], c=t[column], cmap="viridis", vmin=0, vmax=1, s=5, alpha=0.7,
                             linewidths=0)
         if training_z is not None:
             labels = np.full(len(training_z), -1) if training_labels is None else np.asarray(training_labels)
@@ -58,9 +70,9 @@ def plot_latent_candidates(result: DesignResult, training_z: np.ndarray | None =
                 ax.scatter(training_z[sel, 0], training_z[sel, 1], s=9, marker="x", lw=0.6, color=colour,
                            alpha=0.8, label=name)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("z₁")
+        ax.set_xlabel(names[0])
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("z₂")
+    axes[0].set_ylabel(names[1])
     if training_z is not None:
         axes[0].legend(fontsize=8, loc="lower left", framealpha=0.9)
     fig.colorbar(points, ax=axes, label="probability of single-phase", shrink=0.9)
