@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -256,6 +257,11 @@ def test_report_survives_pandas_operations_without_copying():
     assert isinstance(report, LoadReport)
     assert df[df["n_elements"] == 2].attrs["report"] is report
     assert json.loads(json.dumps(report.to_dict()))["n_conflicts"] == 3
+    # it is also the dict of to_dict(): DataFrame.to_parquet json-dumps attrs, and old code read report["..."]
+    assert json.loads(json.dumps(df.attrs))["report"] == json.loads(json.dumps(report.to_dict()))
+    assert report["n_read"] == report.n_read == 9
+    back = pickle.loads(pickle.dumps(df))
+    assert back.attrs["report"] == report and back.attrs["report"].issues == report.issues
 
 
 def test_all_uncovered_says_why(tmp_path):

@@ -274,7 +274,7 @@ def from_records(
         df.insert(4 + j, name, feats[:, j])
     report.descriptor_checks = _check_descriptors(members, feats)
     _count(df, report)
-    df.attrs["report"] = report
+    df.attrs["report"] = report.finish()
     logger.info(
         "%s: read %d, kept %d alloys (%d labelled), dropped %s, merged %d duplicates, %d conflicts",
         source, report.n_read, report.n_alloys, report.n_labelled, report.dropped,

@@ -103,9 +103,13 @@ def _count_text(counts: Mapping, limit: int = 12) -> str:
     return text + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
-@dataclass
-class LoadReport:
+@dataclass(eq=False)
+class LoadReport(dict):
     """What a load read, kept, dropped and merged, and why.
+
+    Read it by attribute (``report.n_read``). Once the load is done it is
+    also a ``dict`` of :meth:`to_dict` (``report["n_read"]``), so that
+    ``json.dumps(df.attrs)``, which ``DataFrame.to_parquet`` calls, works.
 
     The invariant ``n_read - n_dropped - n_duplicates_merged == n_alloys``
     holds: every data row read is either dropped (``dropped`` counts them
@@ -196,6 +200,20 @@ class LoadReport:
     def __deepcopy__(self, memo) -> "LoadReport":
         # pandas deep-copies ``attrs`` on every operation; the report is a
         # record of the load, never changed after it, so it is shared.
+        return self
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, LoadReport) and self.to_dict() == other.to_dict())
+
+    __hash__ = None
+
+    def __bool__(self) -> bool:
+        return True
+
+    def finish(self) -> "LoadReport":
+        """Fill the ``dict`` view from the attributes; the loader calls this last."""
+        self.clear()
+        self.update(self.to_dict())
         return self
 
     @property
