@@ -397,3 +397,25 @@ def test_excel_without_a_reader_is_a_clear_error(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a workbook")
     with pytest.raises(DatasetError, match=r"sheet\.xlsx"):
         load_dataset(path)
+
+
+@pytest.mark.parametrize("bad, problem", [
+    (42, "a dataset is a name .*not int"),
+    (None, "not NoneType"),
+    (pd.DataFrame([["FeNi", "FeNi"]], columns=["formula", "formula"]), r"\['formula'\] appear more than once"),
+])
+def test_bad_dataset_arguments_are_dataset_errors(bad, problem):
+    with pytest.raises(DatasetError, match=problem):
+        load_dataset(bad)
+
+
+def test_formula_column_none_is_an_error():
+    with pytest.raises(DatasetError, match="formula_column must name a column or be 'auto'"):
+        load_dataset(pd.DataFrame({"formula": ["FeNi"]}), formula_column=None)
+
+
+def test_binary_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "image.csv"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DatasetError, match=r"image\.csv"):
+        load_dataset(path)

@@ -329,7 +329,13 @@ def _count(df: pd.DataFrame, report: LoadReport) -> None:
 
 def _read_user_table(name, formula_column, label_column) -> tuple[pd.DataFrame, str, int | None, list[str]]:
     if isinstance(name, pd.DataFrame):
+        if name.columns.duplicated().any():
+            twice = sorted({str(c) for c in name.columns[name.columns.duplicated()]})
+            raise DatasetError(f"dataframe: column(s) {twice} appear more than once; rename them")
         return name, "dataframe", None, []
+    if not isinstance(name, (str, os.PathLike)):
+        raise DatasetError(f"a dataset is a name ({', '.join(sorted(DATASETS))}), a file path or a DataFrame, "
+                           f"not {type(name).__name__}")
     path = Path(name)
     if not path.exists():
         if path.suffix.lower() in (".csv", ".txt", ".tsv", ".tab", ".xlsx", ".xls") or os.sep in str(name):

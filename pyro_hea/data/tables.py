@@ -94,6 +94,8 @@ def find_column(columns: Sequence, wanted, candidates: Sequence[str], what: str,
     from pyro_hea.data.datasets import DatasetError
 
     option = "formula_column (--formula-column)" if what == "formula" else "label_column (--label-column)"
+    if wanted is None and required:
+        raise DatasetError(f"{source}: {option.split()[0]} must name a column or be 'auto', not None")
     if wanted is None:
         return None
     if wanted != "auto":
