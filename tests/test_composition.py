@@ -439,3 +439,8 @@ def test_any_string_parses_or_raises_composition_error(text):
     assert math.fsum(comp.values()) == pytest.approx(1.0, abs=1e-9)
     # a parsed formula has a canonical form that parses back
     assert set(parse_formula(canonical_formula(comp))) <= set(comp)
+
+
+def test_overflowing_vector_is_a_composition_error():
+    with pytest.raises(CompositionError, match="sum overflows"):
+        from_vector([1e308, 1e308, 0, 0, 0, 0], VOCAB)

@@ -187,3 +187,8 @@ def test_descriptors_are_finite_permutation_and_scale_invariant(comp, rng, scale
     # the one-alloy helper agrees with the vectorized path
     one = descriptors(dict(zip(elements, amounts.tolist())))
     np.testing.assert_allclose([one[name] for name in DESCRIPTOR_NAMES], base, rtol=1e-9, atol=1e-9)
+
+
+def test_featurize_overflowing_amounts_is_a_composition_error():
+    with pytest.raises(CompositionError, match=r"alloy rows \[1\] have amounts whose sum overflows"):
+        featurize(np.array([[1.0, 1.0], [1e308, 1e308]]), ["Fe", "Ni"])

@@ -449,7 +449,10 @@ def from_vector(
     if np.any(values < 0):
         bad = [vocabulary[i] for i in np.flatnonzero(values < 0)]
         raise CompositionError(f"composition vector has negative amounts for {bad}")
-    total = values.sum()
+    with np.errstate(over="ignore"):
+        total = values.sum()
+    if not np.isfinite(total):
+        raise CompositionError("composition vector amounts are too large: their sum overflows a float; scale them down")
     if total <= 0:
         raise CompositionError("composition vector is all zero")
     percent = 100.0 * values / total

@@ -168,7 +168,11 @@ def featurize(fractions: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
         raise CompositionError("fractions contain NaN or infinite values")
     if np.any(x < 0):
         raise CompositionError("fractions contain negative values")
-    totals = x.sum(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        totals = x.sum(axis=1, keepdims=True)
+    if not np.all(np.isfinite(totals)):
+        rows = np.flatnonzero(~np.isfinite(totals[:, 0])).tolist()[:5]
+        raise CompositionError(f"alloy rows {rows} have amounts whose sum overflows a float; scale them down")
     if np.any(totals <= 0):
         rows = np.flatnonzero(totals[:, 0] <= 0).tolist()[:5]
         raise CompositionError(f"alloy rows {rows} have all-zero composition")
