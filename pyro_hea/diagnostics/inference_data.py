@@ -98,7 +98,8 @@ def _draw(vae, alloys, is_labelled: np.ndarray, draws: int, reconstructions: boo
     n, k = len(alloys), vae.config.n_classes
     q_y = torch.softmax(vae.classifier(alloys.x, alloys.features), dim=-1)  # (n, k)
     every_y = torch.eye(k)[:, None, :].expand(k, n, k)  # (k, n, k)
-    loc, scale = vae.encoder(alloys.x, alloys.features, every_y)  # (k, n, d)
+    loc, scale = vae.encoder(alloys.x, alloys.features, every_y)  # (k, n, d), or (n, d) where y is not read
+    loc, scale = (t.expand(k, n, t.shape[-1]) for t in torch.broadcast_tensors(loc, scale))
     loc, scale = loc.transpose(0, 1), scale.transpose(0, 1)  # (n, k, d)
     # y_rep ~ q(y|x) for every alloy; the latent y is the label where training used it.
     y_rep = torch.multinomial(q_y, draws, replacement=True).T  # (draws, n)
