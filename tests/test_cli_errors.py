@@ -397,3 +397,14 @@ def test_quiet_commands_print_nothing_and_others_say_what_they_wrote(run_dir, tm
     assert status == 0 and out == "" and err == ""
     status, out, err = _run(capsys, "inspect", copy, "--samples", "5")
     assert status == 0 and "wrote" in out and "inference_data.nc" in out and "ppc.json" in out
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("pyro_hea").ModelConfig(alpha=float("nan")),
+    lambda: __import__("pyro_hea").ModelConfig(alpha=float("inf")),
+    lambda: __import__("pyro_hea").TrainConfig(lr=float("nan")),
+    lambda: __import__("pyro_hea").TrainConfig(lr=float("inf")),
+])
+def test_non_finite_settings_are_refused_in_the_api_too(make):
+    with pytest.raises(PyroHeaError, match="alpha|lr"):
+        make()

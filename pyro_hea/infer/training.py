@@ -77,7 +77,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps < 1 or self.eval_every < 1 or self.patience < 1:
             raise TrainingError("steps, eval_every and patience must be positive integers")
-        if not (self.lr > 0 and 0 < self.final_lr_fraction <= 1):
+        if not (0 < self.lr < float("inf") and 0 < self.final_lr_fraction <= 1):  # NaN fails too
             raise TrainingError(f"lr must be positive and final_lr_fraction in (0, 1], got {self.lr}, {self.final_lr_fraction}")
         if self.select_on not in SELECTION_RULES:
             raise TrainingError(f"select_on must be one of {SELECTION_RULES}, got {self.select_on!r}")
@@ -150,11 +150,21 @@ class Trainer:
         self._param_scope: dict | None = None
         self._pending_optimizer_state: dict = {}
 
+    def classifier_weight_decay(self) -> float:
+        """L2 weight decay of the classifier: ``classifier_weight_decay`` times the label weight w.
+
+        The classifier's data term is w times the cross-entropy of each label
+        (w = alpha N_train / N_labelled, see :class:`~pyro_hea.model.vae.ModelConfig`);
+        scaling its Gaussian prior by the same w keeps the prior's strength
+        relative to each label fixed, whatever alpha and the label count are.
+        """
+        return self.config.classifier_weight_decay * float(self.vae.label_weight)
+
     def _optim_args(self, module_name: str, param_name: str) -> dict:
         """Per-parameter Adam settings: L2 weight decay on the classifier q(y|x) only."""
         cfg = self.config
         decay = cfg.final_lr_fraction ** (1.0 / cfg.steps)
-        wd = cfg.classifier_weight_decay if param_name.startswith("classifier.") else 0.0
+        wd = self.classifier_weight_decay() if param_name.startswith("classifier.") else 0.0
         return {"lr": cfg.lr, "lrd": decay, "clip_norm": cfg.clip_norm, "weight_decay": wd}
 
     def _svi(self, labelled_only: bool = False) -> SVI:
@@ -196,6 +206,8 @@ class Trainer:
             raise TrainingError("the training split has no labelled alloy")
         if val is not None and not bool(val.labelled.all()):
             raise TrainingError("every validation alloy needs a label")
+        # w = alpha * N_train / N_labelled: alpha * N_train on the mean classification loss
+        self.vae.set_label_weight(len(train), len(labelled))
         pyro.set_rng_seed(cfg.seed + self.state.step)
         generator = np.random.default_rng(cfg.seed + self.state.step)
         bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress, desc="SVI", unit="step")
@@ -315,8 +327,8 @@ class Trainer:
         log_loss = float(-log_q.gather(-1, val.y[:, None]).mean())
         return {
             "val_loss": val_loss,
-            # The guide's factor adds alpha * log-loss per alloy; what is left is the negative ELBO.
-            "val_elbo_loss": val_loss - self.vae.config.alpha * log_loss,
+            # The guide's factor adds w * log-loss per alloy; what is left is the negative ELBO.
+            "val_elbo_loss": val_loss - float(self.vae.label_weight) * log_loss,
             "val_log_loss": log_loss,
             "val_accuracy": float((log_q.argmax(-1) == val.y).float().mean()),
         }

@@ -1,28 +1,55 @@
-r"""The semi-supervised disentangled VAE (Kingma et al. 2014, "M2") as Pyro programs.
+r"""The semi-supervised VAE (Kingma et al. 2014, "M2") as Pyro programs, with two views of each alloy.
 
-Generative model, for each alloy n with composition :math:`x_n` in at.%:
+Generative model, for each alloy n with composition :math:`x_n` in at.% and
+standardized physics descriptors :math:`f_n = f(x_n)` (size mismatch, VEC,
+mixing enthalpy, ...):
 
 .. math::
 
-    z_n &\sim p(z \mid \text{alloy}_n)                        &&\text{z prior, e.g. } \mathcal N(0, I)\\
-    y_n &\sim p(y \mid \text{alloy}_n)                        &&\text{phase prior over K classes}\\
-    x_n &\sim \text{Multinomial}\big(100,\ \text{softmax}(\text{decoder}(z_n, y_n))\big)
+    y_n &\sim p(y \mid \text{alloy}_n)          &&\text{phase prior over K classes}\\
+    z_n &\sim p(z \mid \text{alloy}_n)          &&\text{composition latent, e.g. } \mathcal N(0, I)\\
+    x_n &\sim \text{Multinomial}\big(N,\ \text{softmax}(W (z_n + \mu_{y_n}) + b)\big)
+        &&\text{the composition, as } N \text{ atoms}\\
+    u_n &\sim \mathcal N(0, I_2)                &&\text{descriptor style}\\
+    f_n &\sim \mathcal N\big(g(u_n, y_n),\ \text{diag}\,\sigma^2\big)
+        &&\text{the descriptors, class-conditional}
 
-with the default linear decoder :math:`\text{decoder}(z, y) = W_z z + W_y\,\text{onehot}(y) + b`
-(multinomial logistic PCA conditioned on the phase; ``decoder="mlp"`` gives
-the published MLP on :math:`[z, y]`).
+- **Composition.** The linear decoder is multinomial logistic PCA: element
+  loadings :math:`W`, and each class y sits at its own place :math:`\mu_y` of
+  the latent space, so that :math:`z + \mu_y` is a class-conditional latent
+  (the characteristic-capturing VAE of Joy et al., ICLR 2021).
+  ``decode(z, y)`` at a fixed z and the two values of y gives the same
+  alloy's single- and multi-phase versions. ``decoder="mlp"`` gives the
+  published MLP on :math:`[z, y]`.
+- **Descriptors.** Whether an alloy forms one phase depends on how its
+  elements combine (size mismatch, mixing enthalpy, VEC), not on which
+  elements it has. The second likelihood puts the phase where it lives: a
+  Gaussian over the 8 standardized descriptors given y and a 2-D style
+  :math:`u` (``descriptor_latent_dim``; 0 removes this view). The descriptors
+  are a deterministic function of x, so the two views are two likelihoods
+  of one alloy (a product of experts), a modelling choice.
 
 Recognition model (guide):
 
 .. math::
 
-    q(y_n \mid x_n) &= \text{Categorical}\big(\text{softmax}(\text{classifier}(f(x_n)))\big)\\
-    q(z_n \mid x_n, y_n) &= \mathcal N\big(\mu(x_n, f(x_n), y_n),\ \text{diag}\,\sigma^2(x_n, f(x_n), y_n)\big)
+    q(y_n \mid x_n) &= \text{Categorical}\big(\text{softmax}(\text{classifier}(f_n))\big)\\
+    q(z_n \mid x_n, y_n) &= \mathcal N\big(m(x_n, f_n) - \mu_{y_n},\ \text{diag}\,s^2(x_n, f_n)\big)\\
+    q(u_n \mid x_n, y_n) &= \mathcal N\big(h(f_n, y_n),\ \text{diag}\,t^2(f_n, y_n)\big)
 
-where :math:`f(x)` are the 8 standardized physics descriptors.
+The encoder places an alloy at :math:`m(x)` in the class-conditional latent
+and subtracts the class position exactly, so that both values of y
+reconstruct the composition equally well: the composition alone cannot make
+y a composition-cluster bit (with a free per-class shift it did, by tens of
+nats per alloy). What y must explain is :math:`\log p(z \mid \ldots)` at
+:math:`m(x) - \mu_y` and the descriptor likelihood.
 
 - **Labelled alloys**: y is observed in the model and in the guide, and the
-  guide adds the auxiliary classification loss :math:`\alpha \cdot -\log q(y_n \mid x_n)`.
+  guide adds the auxiliary classification loss
+  :math:`w \cdot -\log q(y_n \mid x_n)` with :math:`w = \alpha N_\text{train} / N_\text{labelled}`,
+  that is :math:`\alpha N_\text{train}` times the *mean* loss over labels
+  (Kingma et al. put :math:`0.1 N` on the mean). It adapts to the number of
+  labels; :meth:`PhaseVAE.set_label_weight` sets it from the training set.
 - **Unlabelled alloys**: y is enumerated exactly (parallel enumeration over
   the K classes, ``TraceEnum_ELBO``), so the ELBO sums
   :math:`q(y \mid x)\,[\ldots]` over y instead of sampling it.
@@ -32,10 +59,6 @@ The composition enters as :math:`N` atoms, counts :math:`x_n N / 100` with
 log-density is evaluated as a continuous relaxation (``validate_args=False``),
 which is :math:`N` times the cross-entropy between the composition and the decoder's
 element probabilities, plus a term that does not depend on the parameters.
-
-"Disentangled" means y is an explicit, supervised latent kept apart from z:
-the decoder takes both, so flipping y at a fixed z changes the phase and
-leaves the rest of the alloy's character to z.
 """
 
 from __future__ import annotations
@@ -50,7 +73,8 @@ from torch import nn
 
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.model.networks import CompositionDecoder, LatentEncoder, LinearCompositionDecoder, PhaseClassifier
+from pyro_hea.model.networks import (CompositionDecoder, DescriptorDecoder, DescriptorEncoder, LatentEncoder,
+                                     LinearCompositionDecoder, PhaseClassifier)
 from pyro_hea.model.priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
 from pyro_hea.model.tensors import AlloyTensors
 
@@ -68,11 +92,14 @@ class ModelConfig:
     n_classes : int
         K = 2 (single- vs multi-phase) or 4 (BCC / FCC / HCP / multi).
     latent_dim : int
-        Dimension of z.
+        Dimension of z, the composition latent.
     hidden : list of int
-        Hidden layer widths of every network (published: 100, 100).
+        Hidden layer widths of the classifier and the composition encoder
+        (and of the MLP decoder).
     alpha : float
-        Weight of the auxiliary classification loss on labelled alloys.
+        Weight of the auxiliary classification loss: the loss adds
+        ``alpha * N_train`` times the mean cross-entropy over the labelled
+        alloys, that is ``alpha * N_train / N_labelled`` per label.
     total_count : int
         N, the number of atoms an alloy's composition counts as in the
         Multinomial likelihood: the weight of reconstruction against the
@@ -84,26 +111,33 @@ class ModelConfig:
         (0: the raw standardized descriptors only). Edges are set to
         quantiles of the training descriptors by :meth:`PhaseVAE.fit_feature_bins`.
     decoder : {"linear", "mlp"}
-        ``"linear"``: element logits linear in (z, y), which reconstructs
+        ``"linear"``: element logits ``W (z + mu_y) + b``, which reconstructs
         element combinations never seen in training; ``"mlp"``: the
-        published MLP decoder.
+        published MLP decoder on ``[z, y]``.
+    descriptor_latent_dim : int
+        Dimension of u, the style latent of the descriptor likelihood
+        p(f | y, u); 0 drops the descriptor view (composition likelihood only).
+    descriptor_hidden : list of int
+        Hidden widths of the descriptor decoder g(u, y) and its encoder.
     """
 
     n_classes: int = 2
     latent_dim: int = 16
     hidden: list[int] = field(default_factory=lambda: [100, 100])
-    alpha: float = 20.0
+    alpha: float = 10.0
     total_count: int = 1000
     classifier_uses_composition: bool = False
     classifier_bins: int = 8
     decoder: str = "linear"
+    descriptor_latent_dim: int = 2
+    descriptor_hidden: list[int] = field(default_factory=lambda: [64, 64])
 
     def __post_init__(self):
         if self.n_classes < 2:
             raise PyroHeaError(f"n_classes must be at least 2, got {self.n_classes}")
         if self.latent_dim < 1:
             raise PyroHeaError(f"latent_dim must be at least 1, got {self.latent_dim}")
-        if self.alpha < 0:
+        if not 0 <= self.alpha < float("inf"):  # NaN fails too
             raise PyroHeaError(f"alpha must be non-negative, got {self.alpha}")
         if self.total_count < 1:
             raise PyroHeaError(f"total_count must be a positive number of atoms, got {self.total_count}")
@@ -111,14 +145,17 @@ class ModelConfig:
             raise PyroHeaError(f"classifier_bins must be 0 or more, got {self.classifier_bins}")
         if self.decoder not in DECODERS:
             raise PyroHeaError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
+        if self.descriptor_latent_dim < 0:
+            raise PyroHeaError(f"descriptor_latent_dim must be 0 or more, got {self.descriptor_latent_dim}")
         self.hidden = [int(h) for h in self.hidden]
+        self.descriptor_hidden = [int(h) for h in self.descriptor_hidden]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class PhaseVAE(nn.Module):
-    """The generative model p(x, y, z) and the guide q(y, z | x) of pyro-hea.
+    """The generative model p(x, f, y, z, u) and the guide q(y, z, u | x) of pyro-hea.
 
     Parameters
     ----------
@@ -153,29 +190,57 @@ class PhaseVAE(nn.Module):
         self.decoder = DECODERS[c.decoder](c.latent_dim, c.n_classes, n_el, c.hidden)
         self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.hidden, c.classifier_uses_composition,
                                           c.classifier_bins)
-        self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden)
+        # With the linear decoder the encoder subtracts the decoder's class positions mu_y exactly.
+        self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
+                                     class_shift=getattr(self.decoder, "class_shift", None))
+        if c.descriptor_latent_dim > 0:
+            self.descriptor_decoder = DescriptorDecoder(c.descriptor_latent_dim, c.n_classes, n_f,
+                                                        c.descriptor_hidden)
+            self.descriptor_encoder = DescriptorEncoder(n_f, c.n_classes, c.descriptor_latent_dim,
+                                                        c.descriptor_hidden)
+        # w, the weight of each label's classification loss; saved with the weights
+        self.register_buffer("label_weight", torch.tensor(float(c.alpha)))
+
+    def set_label_weight(self, n_train: int, n_labelled: int) -> float:
+        """Set w = alpha * n_train / n_labelled (alpha times n_train on the mean loss); returns w.
+
+        Examples
+        --------
+        >>> PhaseVAE(["Fe", "Ni"], ModelConfig(alpha=3.0)).set_label_weight(900, 30)
+        90.0
+        """
+        if n_labelled < 1 or n_train < n_labelled:
+            raise PyroHeaError(f"need 1 <= n_labelled <= n_train, got {n_labelled}, {n_train}")
+        self.label_weight.fill_(self.config.alpha * n_train / n_labelled)
+        return float(self.label_weight)
 
     # ----------------------------------------------------------------- model
     def model(self, labelled: AlloyTensors | None = None, unlabelled: AlloyTensors | None = None):
-        """p(x, y, z): y observed for ``labelled`` alloys, enumerated for ``unlabelled`` ones."""
+        """p(x, f, y, z, u): y observed for ``labelled`` alloys, enumerated for ``unlabelled`` ones."""
         pyro.module("phase_vae", self)
+        c = self.config
         for part, alloys in (("labelled", labelled), ("unlabelled", unlabelled)):
             if alloys is None or len(alloys) == 0:
                 continue
             observed_y = alloys.y if part == "labelled" else None
             with pyro.plate(f"alloys_{part}", len(alloys)):
-                z = pyro.sample(f"z_{part}", self.prior_z(alloys))
                 y = pyro.sample(f"y_{part}", self.prior_y(alloys), obs=observed_y)
-                logits = self.decoder(z, self.one_hot(y))
+                z = pyro.sample(f"z_{part}", self.prior_z(alloys))
                 pyro.sample(
                     f"x_{part}",
-                    dist.Multinomial(int(self.config.total_count), logits=logits, validate_args=False),
-                    obs=alloys.x * (self.config.total_count / 100.0),
+                    dist.Multinomial(int(c.total_count), logits=self.decoder(z, self.one_hot(y)),
+                                     validate_args=False),
+                    obs=alloys.x * (c.total_count / 100.0),
                 )
+                if c.descriptor_latent_dim > 0:
+                    u = pyro.sample(f"u_{part}", dist.Normal(alloys.x.new_zeros(len(alloys), c.descriptor_latent_dim),
+                                                             1.0).to_event(1))
+                    loc, scale = self.descriptor_decoder(u, self.one_hot(y))
+                    pyro.sample(f"f_{part}", dist.Normal(loc, scale).to_event(1), obs=alloys.features)
 
     # ----------------------------------------------------------------- guide
     def guide(self, labelled: AlloyTensors | None = None, unlabelled: AlloyTensors | None = None):
-        """q(y | x) q(z | x, y), with the auxiliary classification loss on labelled alloys."""
+        """q(y | x) q(z | x, y) q(u | x, y), with the auxiliary classification loss on labelled alloys."""
         pyro.module("phase_vae", self)
         for part, alloys in (("labelled", labelled), ("unlabelled", unlabelled)):
             if alloys is None or len(alloys) == 0:
@@ -185,14 +250,18 @@ class PhaseVAE(nn.Module):
                 if part == "labelled":
                     y = alloys.y
                     # A guide-side factor enters the loss with a plus sign:
-                    # loss += alpha * -log q(y | x). has_rsample=True: it is a plain loss
+                    # loss += w * -log q(y | x). has_rsample=True: it is a plain loss
                     # term; with False the ELBO would treat it as a non-reparameterized
                     # site and add a score-function term (cost * grad log-factor).
-                    pyro.factor("classification_loss", -self.config.alpha * q_y.log_prob(y), has_rsample=True)
+                    pyro.factor("classification_loss", -self.label_weight * q_y.log_prob(y), has_rsample=True)
                 else:
                     y = pyro.sample(f"y_{part}", q_y, infer={"enumerate": "parallel"})
-                loc, scale = self.encoder(alloys.x, alloys.features, self.one_hot(y))
+                y_onehot = self.one_hot(y)
+                loc, scale = self.encoder(alloys.x, alloys.features, y_onehot)
                 pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
+                if self.config.descriptor_latent_dim > 0:
+                    loc_u, scale_u = self.descriptor_encoder(alloys.features, y_onehot)
+                    pyro.sample(f"u_{part}", dist.Normal(loc_u, scale_u).to_event(1))
 
     # ------------------------------------------------------------ utilities
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
