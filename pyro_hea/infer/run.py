@@ -119,7 +119,7 @@ def staged_run_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Pat
             os.rename(path, old)
         os.rename(tmp, path)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            old.unlink() if old.is_symlink() else shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for p in created:
