@@ -82,7 +82,9 @@ def training_curve_figure(history: dict, best_step: int | None = None, best_elbo
         ax2.plot(steps, history["val_log_loss"], color="C3", label="validation log-loss of q(y|x)")
     ax2.set_xlabel("SVI step")
     ax2.set_ylabel("accuracy / log-loss")
-    ax2.set_ylim(0, max(1.0, float(np.nanmax(history.get("val_log_loss", [1.0]) or [1.0]))))
+    log_loss = np.asarray(history.get("val_log_loss", []), dtype=float)
+    log_loss = log_loss[np.isfinite(log_loss)]
+    ax2.set_ylim(0, max(1.0, float(log_loss.max()) if log_loss.size else 1.0))
     for ax in (ax1, ax2):
         if best_step:
             ax.axvline(best_step, color="grey", ls="--", lw=1, label="classifier kept (validation log-loss)"
