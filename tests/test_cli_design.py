@@ -115,3 +115,30 @@ def test_latent_mode_keeps_to_the_palette(run_dir, tmp_path, capsys):
 
     elements = {el for f in pd.read_csv(out)["formula"].dropna() for el in re.findall(r"[A-Z][a-z]?", f)}
     assert elements and elements <= set(palette) - {"Mn"}
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--mode", "latent", "--seed", "-1"], ["seed"]),
+    (["--mode", "latent", "--seed", "99999999999999999999"], ["seed"]),
+    (["--mode", "latent", "--n", "0"], ["positive"]),
+    (["--mode", "latent", "--n-accepted", "0"], ["n_accepted"]),
+    (["--mode", "latent", "--accept", "nan"], ["accept"]),
+    (["--mode", "latent", "--spread", "-1"], ["spread"]),
+    (["--mode", "latent", "--family", "noble"], ["unknown family"]),
+    (["--mode", "latent", "--target", "bcc"], ["unknown class"]),
+    (["--mode", "screen", "--palette", "Fe,Xx,Co,Cr,Ni"], ["unknown element"]),
+    (["--mode", "screen", "--k", "40"], ["k must be"]),
+    (["--mode", "screen", "--grid-step", "5", "--grid-min", "nan"], ["min_percent"]),
+    (["--mode", "screen", "--resolution", "nan"], ["resolution"]),
+    (["--mode", "screen", "--min-percent", "30"], ["no alloy has 4 elements"]),
+    (["--mode", "screen", "--novelty-threshold", "nan"], ["novelty_threshold"]),
+    (["--mode", "invert", "--start", "CoCrFeNi", "--max-steps", "-1"], ["max_steps"]),
+    (["--mode", "invert", "--start", "CoCrFeNi", "--refine-steps", "-1"], ["refine_steps"]),
+    (["--mode", "invert", "--start", "CoCrFeNi", "--threshold", "nan"], ["threshold"]),
+    (["--mode", "invert", "--start", "Fe1e308Ni1e308"], ["overflows"]),
+    (["--mode", "interpolate", "--start", "NbMoTaW", "--end", "CoCrFeNi", "--steps", "1"], ["at least 2"]),
+])
+def test_hostile_design_options_get_one_line_and_exit_2(run_dir, tmp_path, capsys, options, words):
+    out = tmp_path / "never.csv"
+    _fails(["design", str(run_dir), "--out", str(out)] + options, capsys, *words)
+    assert not out.exists()

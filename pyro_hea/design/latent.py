@@ -64,6 +64,12 @@ def _check_count(name: str, value, limit: int) -> int:
     return int(value)
 
 
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (0 <= seed < 2**63):
+        raise DesignError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
 def _round_seed(seed: int, round_: int) -> int:
     """Round 0 uses ``seed`` itself, so one round is reproducible on its own."""
     return int(seed) if round_ == 0 else int(np.random.SeedSequence([int(seed), round_]).generate_state(1)[0])
@@ -162,6 +168,7 @@ class LatentMixin:
         torch.Size([5, 2])
         """
         n = _check_count("n", n, MAX_DRAWS)
+        seed = _check_seed(seed)
         if source not in SOURCES:
             raise DesignError(f"source must be 'prior' or 'posterior', got {source!r}")
         if not (isinstance(spread, (int, float)) and np.isfinite(spread) and spread >= 0):
@@ -313,6 +320,7 @@ class LatentMixin:
         contrast = self.default_contrast(target) if contrast is None else self.class_index(contrast)
         if accept is not None and not (isinstance(accept, (int, float)) and 0.0 <= accept <= 1.0):
             raise DesignError(f"accept must be a probability in [0, 1] or None, got {accept}")
+        seed = _check_seed(seed)
         if n_accepted is not None:
             n_accepted = _check_count("n_accepted", n_accepted, MAX_DRAWS)
             max_rounds = _check_count("max_rounds", max_rounds, 10_000)
