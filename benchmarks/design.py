@@ -24,9 +24,10 @@ Prints per seed and the median over seeds, and checks the targets (medians):
 Usage::
 
     python benchmarks/design.py [RUN_DIR] [--seeds 0 1 2 3 4] [--n 10000] [--source posterior]
-                                [--pool target] [--spread 1] [--json FILE] [--figures DIR]
+                                [--pool target] [--spread 1] [--variants] [--json FILE] [--figures DIR]
 
-With ``--figures`` the latent map and the y = 1 vs y = 0 comparison of the
+With ``--variants`` the first seed is also run with other sources of z (the prior, the
+``rules`` and ``all`` pools, spread 2), one line each. With ``--figures`` the latent map and the y = 1 vs y = 0 comparison of the
 first seed are saved there as ``design_latent.png`` and ``design_contrast.png``.
 """
 
@@ -130,6 +131,29 @@ def one_seed(designer: Designer, args, seed: int) -> dict:
     }
 
 
+VARIANTS = (("default: posterior, pool target", {}), ("prior N(0, I)", {"source": "prior"}),
+            ("posterior, pool rules", {"pool": "rules"}), ("posterior, pool all", {"pool": "all"}),
+            ("posterior, pool target, spread 2", {"spread": 2.0}))
+VARIANT_KEYS = ("accepted of distinct %", "judged single-phase %", "novel %", "high-entropy %",
+                "same z: judge prefers y=1 %", "distinct element sets of accepted",
+                "novelty distance of accepted, median at.%")
+
+
+def run_variants(designer: Designer, args) -> list[dict]:
+    rows = []
+    for name, change in VARIANTS:
+        local = argparse.Namespace(**{**vars(args), "source": "posterior", "pool": "target", "spread": 1.0,
+                                      **change})
+        row = one_seed(designer, local, args.seeds[0])
+        rows.append({"variant": name, **{k: row[k] for k in VARIANT_KEYS}})
+    width = max(len(name) for name, _ in VARIANTS) + 2
+    print(f"\nvariants, seed {args.seeds[0]}:")
+    print(f"{'':<{width}}" + "".join(f"{k.split(':')[-1].strip()[:14]:>16}" for k in VARIANT_KEYS))
+    for row in rows:
+        print(f"{row['variant']:<{width}}" + "".join(f"{row[k]:>16.1f}" for k in VARIANT_KEYS))
+    return rows
+
+
 def write_figures(designer: Designer, args) -> None:
     from pyro_hea.design.plots import plot_contrast, plot_latent_candidates
     from pyro_hea.diagnostics.plots import save_figure
@@ -159,6 +183,7 @@ def main() -> None:
     parser.add_argument("--source", choices=("prior", "posterior"), default="posterior")
     parser.add_argument("--pool", choices=("target", "rules", "all"), default="target")
     parser.add_argument("--spread", type=float, default=1.0)
+    parser.add_argument("--variants", action="store_true", help="also run the first seed with other sources of z")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--figures", help="write design_latent.png and design_contrast.png (first seed) here")
     args = parser.parse_args()
@@ -188,11 +213,12 @@ def main() -> None:
         met = medians[key] >= goal if kind == "min" else medians[key] <= goal
         sign = ">=" if kind == "min" else "<="
         print(f"  {key:<32} {medians[key]:>8.1f}   target {sign} {goal:g}   {'met' if met else 'NOT met'}")
+    variants = run_variants(designer, args) if args.variants else []
     if args.figures:
         write_figures(designer, args)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"info": info, "seeds": rows, "median": medians,
+            json.dump({"info": info, "seeds": rows, "median": medians, "variants": variants,
                        "targets": {k: list(v) for k, v in TARGETS.items()}}, fh, indent=2)
 
 
