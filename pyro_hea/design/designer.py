@@ -1,15 +1,20 @@
 """Inverse design with a trained model: screening, latent design, inversion, interpolation.
 
-Four workflows, all methods of :class:`Designer`:
+Four workflows, all methods of :class:`Designer` (from the mixins of
+:mod:`~pyro_hea.design.screening`, :mod:`~pyro_hea.design.latent` and
+:mod:`~pyro_hea.design.inversion`; this module holds the checks they share):
 
 1. :meth:`Designer.screen` scores a list of alloys, or a generated space
    (equimolar k-element alloys or a non-equimolar grid from an element
    palette), by the model's probability of the target phase q(y | x).
-2. :meth:`Designer.latent` draws z, decodes it with y = the target class,
-   turns the decoded composition into a realistic alloy, re-featurizes,
-   re-classifies and deduplicates; it decodes the same z with the contrast
-   class too, which shows what the phase label alone changes.
-3. :meth:`Designer.invert` encodes an alloy, decodes it with the target
+2. :meth:`Designer.latent` draws z (by default from the aggregate posterior
+   of the training alloys that meet the rules and are of the target class),
+   decodes it with y = the target class over the allowed elements, turns the
+   decoded composition into a realistic alloy, re-featurizes, re-classifies,
+   deduplicates and accepts the valid, novel, in-domain decodes the model
+   classifies as the target; it decodes the same z with the contrast class
+   too, which shows what the phase label alone changes.
+3. :meth:`Designer.invert` encodes an alloy (posterior mode), decodes it with the target
    class, re-featurizes, re-classifies, and repeats until q(target | x)
    passes a threshold or the step budget runs out.
 4. :meth:`Designer.interpolate` walks a straight line in z between two
@@ -18,7 +23,9 @@ Four workflows, all methods of :class:`Designer`:
 Every candidate goes through the same checks (:meth:`Designer.score`):
 
 - **validity** (:func:`~pyro_hea.design.space.check_validity`): finite,
-  non-negative, sums to 100 at.%, element count within the rules' bounds;
+  non-negative, sums to 100 at.%, number of principal elements (at least
+  ``rules.min_percent`` at.% each) within the rules' bounds (4 to 8 by
+  default: a high-entropy target);
 - **scoring**: ``p_model`` = q(y = target | x) of the model, and
   ``uncertainty``, the entropy of q(y | x) in bits (0 = certain, 1 = a coin
   flip for K = 2). It is the spread of one point-estimate classifier, not a
