@@ -125,13 +125,28 @@ def test_help_and_version_of_every_command():
         assert result.stdout.startswith(f"usage: pyro-hea {command}") and "--debug" in result.stdout
 
 
-def test_parser_defaults_match_the_configs():
+def test_prior_choices_match_the_registries():
     from pyro_hea.commands import train
-    from pyro_hea.infer.training import TrainConfig
     from pyro_hea.model.priors import Y_PRIORS, Z_PRIORS
+
+    assert train.Z_PRIOR_NAMES == tuple(sorted(Z_PRIORS)) and train.Y_PRIOR_NAMES == tuple(sorted(Y_PRIORS))
+
+
+def test_options_left_out_take_the_config_defaults(tmp_path, monkeypatch):
+    from pyro_hea.cli import main
+    from pyro_hea.infer.phase_model import PhaseModel
+    from pyro_hea.infer.training import TrainConfig
     from pyro_hea.model.vae import ModelConfig
 
-    m, t = ModelConfig(), TrainConfig()
-    assert train.DEFAULTS == {"latent_dim": m.latent_dim, "decoder": m.decoder, "total_count": m.total_count,
-                              "alpha": m.alpha, "steps": t.steps, "lr": t.lr}
-    assert train.Z_PRIOR_NAMES == tuple(sorted(Z_PRIORS)) and train.Y_PRIOR_NAMES == tuple(sorted(Y_PRIORS))
+    seen = {}
+
+    def capture(df, split, model_config, train_config, **kwargs):
+        seen.update(model=model_config, train=train_config)
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(PhaseModel, "fit", capture)
+    assert main(["train", "--out", str(tmp_path / "run"), "--quiet"]) == 130
+    assert seen["model"] == ModelConfig() and seen["train"] == TrainConfig()
+    assert main(["train", "--out", str(tmp_path / "run"), "--epochs", "7", "--alpha", "3", "--quiet"]) == 130
+    assert seen["train"].steps == 7 and seen["model"].alpha == 3.0
+    assert seen["model"].latent_dim == ModelConfig().latent_dim and not (tmp_path / "run").exists()

@@ -1,8 +1,9 @@
 """``pyro-hea train`` and ``pyro-hea evaluate``.
 
-The parser imports nothing heavy: the defaults below mirror
-:class:`~pyro_hea.model.vae.ModelConfig`, :class:`~pyro_hea.infer.training.TrainConfig`
-and the prior names of :mod:`pyro_hea.model.priors` (a test keeps them equal).
+The parser imports nothing heavy: options left out take the defaults of
+:class:`~pyro_hea.model.vae.ModelConfig` and :class:`~pyro_hea.infer.training.TrainConfig`
+(read when the command runs, so there is no copy of them to drift), and the prior
+names below mirror :mod:`pyro_hea.model.priors` (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import time
 from pyro_hea.commands.data import add_dataset_arguments, dataset_options
 from pyro_hea.commands.options import check_int, check_number, check_seed
 
-#: ModelConfig / TrainConfig defaults the options show.
-DEFAULTS = {"latent_dim": 16, "decoder": "linear", "total_count": 1000, "alpha": 20.0, "steps": 1500, "lr": 5e-3}
 Z_PRIOR_NAMES = ("descriptor-aligned", "family-mixture", "standard-normal")
 Y_PRIOR_NAMES = ("empirical-rules", "uniform")
 BUILTIN_DATASETS = ("pei2020", "borg2020", "peivaste2023", "corpus")
@@ -24,7 +23,6 @@ METRIC_COLUMNS = ("auc", "accuracy", "f1", "brier", "ece", "elbo", "recon_mae", 
 
 
 def add_parser(sub) -> None:
-    d = DEFAULTS
     p = sub.add_parser("train", help="fit the model on a dataset and write a run directory",
                        description="Fit the model on a dataset and write a run directory (model.pt, config.json, "
                                    "split.csv, metrics.json, training_curve.png). The run appears in one step "
@@ -39,15 +37,15 @@ def add_parser(sub) -> None:
     p.add_argument("--prior-y", choices=Y_PRIOR_NAMES, default="uniform")
     p.add_argument("--label-fraction", type=float, default=1.0, help="fraction of training labels kept, in (0, 1]")
     p.add_argument("--stratify", action="store_true", help="stratify the split by label")
-    p.add_argument("--latent-dim", type=int, default=d["latent_dim"])
-    p.add_argument("--decoder", choices=("linear", "mlp"), default=d["decoder"],
-                   help="linear (default): logits linear in (z, y); mlp: the published decoder")
-    p.add_argument("--total-count", type=int, default=d["total_count"],
-                   help="N, the atoms per alloy in the likelihood (weight of reconstruction against KL)")
-    p.add_argument("--alpha", type=float, default=d["alpha"], help="weight of the classification loss")
-    p.add_argument("--epochs", type=int, default=d["steps"],
-                   help="full-batch SVI steps (an epoch each)")
-    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate")
+    p.add_argument("--latent-dim", type=int, help="dimension of z (default: ModelConfig.latent_dim)")
+    p.add_argument("--decoder", choices=("linear", "mlp"),
+                   help="linear: logits linear in z; mlp: the published decoder (default: ModelConfig.decoder)")
+    p.add_argument("--total-count", type=int,
+                   help="N, the atoms per alloy in the likelihood (weight of reconstruction against KL; "
+                        "default: ModelConfig.total_count)")
+    p.add_argument("--alpha", type=float, help="weight of the classification loss (default: ModelConfig.alpha)")
+    p.add_argument("--epochs", type=int, help="full-batch SVI steps, an epoch each (default: TrainConfig.steps)")
+    p.add_argument("--lr", type=float, help="learning rate (default: TrainConfig.lr)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing on success")
     p.set_defaults(run=run_train)
 
@@ -71,7 +69,7 @@ def _check_options(args) -> None:
     check_number(args, "alpha", 0.0, 1e6)
     check_number(args, "lr", 0.0, 10.0, low_open=True)
     check_number(args, "label_fraction", 0.0, 1.0, low_open=True)
-    if not 1 <= args.total_count <= 10**9:
+    if args.total_count is not None and not 1 <= args.total_count <= 10**9:
         raise PyroHeaError(f"--total-count must be a positive number of atoms (total_count) up to 1e9, "
                            f"got {args.total_count}")
 
@@ -90,9 +88,10 @@ def run_train(args) -> int:
     from pyro_hea.model.vae import ModelConfig
 
     label = "single_phase" if args.classes == 2 else "phase"
-    model_config = ModelConfig(n_classes=args.classes, latent_dim=args.latent_dim, alpha=args.alpha,
-                               decoder=args.decoder, total_count=args.total_count)
-    train_config = TrainConfig(steps=args.epochs, lr=args.lr, seed=args.seed)
+    given = lambda **options: {k: v for k, v in options.items() if v is not None}  # noqa: E731
+    model_config = ModelConfig(n_classes=args.classes, **given(latent_dim=args.latent_dim, alpha=args.alpha,
+                                                              decoder=args.decoder, total_count=args.total_count))
+    train_config = TrainConfig(seed=args.seed, **given(steps=args.epochs, lr=args.lr))
     dataset = args.dataset if args.dataset in BUILTIN_DATASETS else os.path.abspath(args.dataset)
     with staged_run_dir(args.out, force=args.force) as out:  # --out is checked before the data and training
         df = load_dataset(args.dataset, **dataset_options(args))
