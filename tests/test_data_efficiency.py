@@ -31,21 +31,21 @@ def _argv(tmp_path, *extra, steps=4):
 
 
 def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
-    argv = _argv(tmp_path, "--methods", "pyro-hea/standard", "logistic-regression")
+    argv = _argv(tmp_path, "--methods", "pyro-hea", "logistic-regression")
     first = de.main(argv)
     assert first["counts"] == {"configurations": 2, "cached": 0, "computed": 2}
     out = tmp_path / "out"
     csv = pd.read_csv(out / "data_efficiency.csv")
-    assert list(csv.columns[:5]) == ["method", "label_fraction", "seed", "test_auc", "test_accuracy"]
-    assert set(csv["method"]) == {"pyro-hea/standard", "logistic-regression"}
+    assert list(csv.columns[:6]) == ["method", "label_fraction", "seed", "test_auc", "test_auc_multi", "test_accuracy"]
+    assert set(csv["method"]) == {"pyro-hea", "logistic-regression"}
     assert csv["test_auc"].between(0, 1).all() and csv["test_accuracy"].between(0, 1).all()
     # identical split and label subset for every method
     assert csv["n_labelled"].nunique() == 1 and csv["n_unlabelled"].nunique() == 1
-    pyro_row = csv[csv.method == "pyro-hea/standard"].iloc[0]
+    pyro_row = csv[csv.method == "pyro-hea"].iloc[0]
     assert json.loads(pyro_row["settings"]) == {"steps": 4}
     assert json.loads(pyro_row["details"])["steps_run"] == 4
     md = (out / "data_efficiency.md").read_text()
-    assert "| pyro-hea/standard |" in md and '"steps": 4' in md
+    assert "| pyro-hea |" in md and '"steps": 4' in md
     assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     cached = sorted((tmp_path / "cache").rglob("f0.05_s0_*.json"))
     assert len(cached) == 2
@@ -66,7 +66,7 @@ def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
     assert third["counts"]["computed"] == 1 and baseline_file.is_file()
 
     # other pyro-hea settings are other configurations; the baseline's cache still holds
-    fourth = de.main(_argv(tmp_path, "--methods", "pyro-hea/standard", "logistic-regression", steps=3))
+    fourth = de.main(_argv(tmp_path, "--methods", "pyro-hea", "logistic-regression", steps=3))
     assert fourth["counts"] == {"configurations": 2, "cached": 1, "computed": 1}
 
 
@@ -106,7 +106,7 @@ def test_gradient_diagnostics_measure_the_classifier_terms(de, pei):
     # the labelled loss reaches the classifier only through alpha * cross-entropy
     t = model.tensors(pei[(split == "labelled").to_numpy()])
     params = list(model.vae.classifier.parameters())
-    ce = model.vae.config.alpha * torch.nn.functional.cross_entropy(
+    ce = float(model.vae.label_weight) * torch.nn.functional.cross_entropy(
         model.vae.classifier(t.x, t.features), t.y, reduction="sum")
     norm = torch.cat([g.reshape(-1) for g in torch.autograd.grad(ce, params)]).norm()
     assert d["grad_norm_labelled_aux"] == pytest.approx(float(norm), rel=1e-4)
@@ -115,9 +115,31 @@ def test_gradient_diagnostics_measure_the_classifier_terms(de, pei):
 
 
 def test_cache_key_depends_on_settings_only_for_pyro_hea(de, tmp_path):
-    a = de.cache_path(tmp_path, "pyro-hea/standard", 0.05, 0, {"steps": 10})
-    b = de.cache_path(tmp_path, "pyro-hea/standard", 0.05, 0, {"steps": 20})
+    a = de.cache_path(tmp_path, "pyro-hea", 0.05, 0, {"steps": 10})
+    b = de.cache_path(tmp_path, "pyro-hea", 0.05, 0, {"steps": 20})
     assert a != b
     assert de.cache_path(tmp_path, "mlp", 0.05, 0, {"steps": 10}) == de.cache_path(tmp_path, "mlp", 0.05, 0, {"steps": 20})
     assert de.cache_path(tmp_path, "pyro-hea/expert-y", 0.05, 0, {"steps": 10}) != a
     assert np.isclose(float(a.name.split("_")[0][1:]), 0.05)
+
+
+def test_labels_only_and_classifier_only_rows_see_no_unlabelled_row(de, pei):
+    from pyro_hea import paper_split
+
+    split = paper_split(pei, seed=0, label_fraction=0.05)
+    flipped = pei.copy()
+    hidden = (split == "unlabelled").to_numpy() & flipped["single_phase"].notna().to_numpy()
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    for method in ("pyro-hea/labels-only", "pyro-hea/classifier-only"):
+        a = de.fit_pyro(method, pei, split, 0, {"steps": 3})
+        b = de.fit_pyro(method, flipped, split, 0, {"steps": 3})
+        assert a == b
+        assert 0 <= a["test_auc_multi"] <= 1 and a["n_test_multi"] > 0
+    only = de.fit_pyro("pyro-hea/classifier-only", pei, split, 0, {"steps": 3})
+    n_train = int(split.isin(["labelled", "unlabelled"]).sum())
+    assert only["label_weight"] == pytest.approx(only["alpha"] * n_train / int((split == "labelled").sum()))
+
+
+def test_expert_rows_run_only_at_their_fractions(de, tmp_path):
+    table, counts = de.run_study(["pyro-hea/expert-y"], [0.05, 0.5], [0], {"steps": 2}, tmp_path, progress=False)
+    assert counts["configurations"] == 1 and set(table["label_fraction"]) == {0.05}

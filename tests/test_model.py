@@ -55,6 +55,14 @@ def _log_multinomial(x: torch.Tensor, logits: torch.Tensor, total: float) -> tor
             + (counts * torch.log_softmax(logits, -1)).sum(-1))
 
 
+def _descriptor_terms(vae, alloys, u, y_onehot) -> torch.Tensor:
+    """log p(u) + log p(f | u, y) - log q(u | x, y), the descriptor view of the ELBO, by hand."""
+    loc_u, scale_u = vae.descriptor_encoder(alloys.features, y_onehot)
+    loc_f, scale_f = vae.descriptor_decoder(u, y_onehot)
+    return (dist.Normal(0.0, 1.0).log_prob(u).sum(-1) + dist.Normal(loc_f, scale_f).log_prob(alloys.features).sum(-1)
+            - dist.Normal(loc_u, scale_u).log_prob(u).sum(-1))
+
+
 def _sample_sites(trace) -> dict:
     return {name: site for name, site in trace.nodes.items()
             if site["type"] == "sample" and not name.startswith("alloys_")}
@@ -95,8 +103,10 @@ def test_model_observes_labelled_y_and_scores_x_for_every_enumerated_y(sub, k):
     assert sites["x_labelled"]["is_observed"] and sites["x_unlabelled"]["is_observed"]
     assert sites["x_labelled"]["log_prob"].shape == (N_LAB,)
     assert sites["x_unlabelled"]["log_prob"].shape == (k, N_UNL)  # leading K dim: one score per class
-    # The K scores differ: the decoder really conditions on y.
-    assert not torch.allclose(sites["x_unlabelled"]["log_prob"][0], sites["x_unlabelled"]["log_prob"][1])
+    # The descriptors are the second view, also scored once per class, and they condition on y.
+    assert sites["f_labelled"]["is_observed"] and torch.equal(sites["f_labelled"]["value"], labelled.features)
+    assert sites["f_unlabelled"]["log_prob"].shape == (k, N_UNL)
+    assert not torch.allclose(sites["f_unlabelled"]["log_prob"][0], sites["f_unlabelled"]["log_prob"][1])
 
 
 def test_trace_enum_elbo_runs_without_enumeration_warnings(sub):
@@ -113,24 +123,26 @@ def test_labelled_loss_is_minus_elbo_plus_alpha_times_cross_entropy(sub, k):
     vae, labelled, _ = _untrained(sub, k)
     with pyro.get_param_store().scope(), torch.no_grad():
         pyro.set_rng_seed(1)
-        z = poutine.trace(vae.guide).get_trace(labelled, None).nodes["z_labelled"]["value"]
+        nodes = poutine.trace(vae.guide).get_trace(labelled, None).nodes
+        z, u = nodes["z_labelled"]["value"], nodes["u_labelled"]["value"]
         onehot = vae.one_hot(labelled.y)
         loc, scale = vae.encoder(labelled.x, labelled.features, onehot)
         elbo = (_log_multinomial(labelled.x, vae.decoder(z, onehot), vae.config.total_count)
                 + dist.Normal(0.0, 1.0).log_prob(z).sum(-1)
                 - math.log(k)  # uniform p(y)
-                - dist.Normal(loc, scale).log_prob(z).sum(-1)).sum()
+                - dist.Normal(loc, scale).log_prob(z).sum(-1)
+                + _descriptor_terms(vae, labelled, u, onehot)).sum()
         log_q = torch.log_softmax(vae.classifier(labelled.x, labelled.features), -1)
         cross_entropy = -log_q.gather(-1, labelled.y[:, None]).sum()
         losses = {}
-        for alpha in (0.0, 7.5, 30.0):
-            vae.config.alpha = alpha
+        for w in (0.0, 7.5, 30.0):
+            vae.label_weight.fill_(w)
             pyro.set_rng_seed(1)  # the same z draw as above
-            losses[alpha] = make_elbo(strict=False).loss(vae.model, vae.guide, labelled, None)
+            losses[w] = make_elbo(strict=False).loss(vae.model, vae.guide, labelled, None)
     assert losses[0.0] == pytest.approx(-float(elbo), rel=1e-5)
-    for alpha in (7.5, 30.0):
-        # Raising alpha by d raises the loss by d * CE: the classification term is added.
-        assert losses[alpha] - losses[0.0] == pytest.approx(alpha * float(cross_entropy), rel=1e-3)
+    for w in (7.5, 30.0):
+        # Raising the label weight by d raises the loss by d * CE: the classification term is added.
+        assert losses[w] - losses[0.0] == pytest.approx(w * float(cross_entropy), rel=1e-3)
     assert float(cross_entropy) > 0
 
 
@@ -141,7 +153,8 @@ def test_classification_term_adds_exactly_alpha_times_its_gradient(sub):
     non-reparameterized site, and the ELBO costs would multiply its gradient (about
     400 times too large a gradient, measured).
     """
-    vae, labelled, _ = _untrained(sub, 2, alpha=20.0)
+    vae, labelled, _ = _untrained(sub, 2)
+    vae.label_weight.fill_(20.0)
     head = vae.classifier.net[-1].weight
     with pyro.get_param_store().scope():
         pyro.set_rng_seed(0)
@@ -160,12 +173,14 @@ def test_unlabelled_loss_is_the_exact_sum_over_classes(sub, k):
         pyro.set_rng_seed(2)
         guide = poutine.trace(poutine.enum(vae.guide, first_available_dim=-2)).get_trace(None, unlabelled)
         z = guide.nodes["z_unlabelled"]["value"]  # (K, n, d): one z draw per class
+        u = guide.nodes["u_unlabelled"]["value"]
         ys = torch.arange(k)[:, None].expand(k, N_UNL)
         loc, scale = vae.encoder(unlabelled.x, unlabelled.features, vae.one_hot(ys))
         log_q_y = torch.log_softmax(vae.classifier(unlabelled.x, unlabelled.features), -1).T  # (K, n)
         inner = (_log_multinomial(unlabelled.x, vae.decoder(z, vae.one_hot(ys)), vae.config.total_count)
                  + dist.Normal(0.0, 1.0).log_prob(z).sum(-1) - math.log(k)
-                 - dist.Normal(loc, scale).log_prob(z).sum(-1) - log_q_y)
+                 - dist.Normal(loc, scale).log_prob(z).sum(-1) - log_q_y
+                 + _descriptor_terms(vae, unlabelled, u, vae.one_hot(ys)))
         elbo = (log_q_y.exp() * inner).sum()  # sum_y q(y|x) [log p(x,y,z) - log q(y,z|x)]
         pyro.set_rng_seed(2)
         loss = make_elbo().loss(vae.model, vae.guide, None, unlabelled)

@@ -196,7 +196,8 @@ def test_weight_decay_applies_to_the_classifier_only(sub, split):
     model = PhaseModel.build(sub, split, ModelConfig(hidden=[8]), TrainConfig(classifier_weight_decay=0.7))
     args = model.trainer._optim_args
     assert args("phase_vae", "classifier.net.0.weight")["weight_decay"] == 0.7
-    for name in ("encoder.net.0.weight", "decoder.latent.weight", "decoder.phase.weight"):
+    for name in ("encoder.net.0.weight", "decoder.latent.weight", "decoder.class_shift.weight",
+                 "descriptor_decoder.log_scale"):
         assert args("phase_vae", name)["weight_decay"] == 0.0
     # and it acts: with a large decay the classifier's weights shrink over the same steps
     norms = {}
@@ -274,3 +275,38 @@ def test_progress_bar_only_when_asked(sub, split, capsys):
     assert quiet.err == "" and quiet.out == ""
     PhaseModel.fit(sub, split, steps=2, eval_every=2, seed=0, **{**SMALL, "progress": True})
     assert "SVI" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- honest protocol
+def test_the_training_loss_is_trace_enum_elbo_with_one_plate(trained):
+    """Training must sum y out exactly: the SVI objective is TraceEnum_ELBO, never a sampling ELBO."""
+    from pyro.infer import TraceEnum_ELBO
+
+    trainer = trained.trainer
+    assert type(trainer.elbo) is TraceEnum_ELBO and trainer.elbo.max_plate_nesting == 1
+    svi = trainer._svi()
+    assert svi.loss.__self__ is trainer.elbo and svi.loss.__func__ is TraceEnum_ELBO.loss
+    assert svi.loss_and_grads.__func__ is TraceEnum_ELBO.loss_and_grads
+
+
+def test_flipping_the_hidden_labels_of_unlabelled_rows_leaves_the_weights_bit_identical(sub, split):
+    """The labels of the unlabelled rows are never read: flip them all and training is the same."""
+    flipped = sub.copy()
+    hidden = (split == "unlabelled").to_numpy() & flipped["single_phase"].notna().to_numpy()
+    assert hidden.sum() > 10
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    flipped.loc[hidden, "phase"] = np.where(flipped.loc[hidden, "phase"] == "multi", "FCC", "multi")
+    a = PhaseModel.fit(sub, split, steps=12, eval_every=4, seed=3, **SMALL)
+    b = PhaseModel.fit(flipped, split, steps=12, eval_every=4, seed=3, **SMALL)
+    sa, sb = a.vae.state_dict(), b.vae.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    assert a.trainer.state.history == b.trainer.state.history
+
+
+def test_the_label_weight_is_alpha_times_n_train_on_the_mean_loss(trained, split):
+    n_train = int(split.isin(["labelled", "unlabelled"]).sum())
+    n_labelled = int((split == "labelled").sum())
+    w = float(trained.vae.label_weight)
+    assert w == pytest.approx(trained.vae.config.alpha * n_train / n_labelled)

@@ -63,7 +63,7 @@ class TrainConfig:
     100
     """
 
-    steps: int = 1500
+    steps: int = 500
     lr: float = 5e-3
     final_lr_fraction: float = 0.1
     clip_norm: float = 10.0
@@ -150,21 +150,11 @@ class Trainer:
         self._param_scope: dict | None = None
         self._pending_optimizer_state: dict = {}
 
-    def classifier_weight_decay(self) -> float:
-        """L2 weight decay of the classifier: ``classifier_weight_decay`` times the label weight w.
-
-        The classifier's data term is w times the cross-entropy of each label
-        (w = alpha N_train / N_labelled, see :class:`~pyro_hea.model.vae.ModelConfig`);
-        scaling its Gaussian prior by the same w keeps the prior's strength
-        relative to each label fixed, whatever alpha and the label count are.
-        """
-        return self.config.classifier_weight_decay * float(self.vae.label_weight)
-
     def _optim_args(self, module_name: str, param_name: str) -> dict:
         """Per-parameter Adam settings: L2 weight decay on the classifier q(y|x) only."""
         cfg = self.config
         decay = cfg.final_lr_fraction ** (1.0 / cfg.steps)
-        wd = self.classifier_weight_decay() if param_name.startswith("classifier.") else 0.0
+        wd = cfg.classifier_weight_decay if param_name.startswith("classifier.") else 0.0
         return {"lr": cfg.lr, "lrd": decay, "clip_norm": cfg.clip_norm, "weight_decay": wd}
 
     def _svi(self, labelled_only: bool = False) -> SVI:
@@ -227,7 +217,7 @@ class Trainer:
     def _fit_loop(self, labelled, unlabelled, val, generator, bar) -> None:
         cfg = self.config
         with pyro.get_param_store().scope(self._param_scope) as scope:
-            svi = self._svi()
+            svi = self._svi(labelled_only=len(unlabelled) == 0)  # nothing to enumerate without unlabelled rows
             running = []
             while self.state.step < cfg.steps:
                 batch_l, batch_u = self._batch(labelled, unlabelled, generator)

@@ -14,7 +14,7 @@ from torch import nn
 
 __all__ = [
     "MLP", "PiecewiseLinearEncoding", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
-    "broadcast_cat", "log_fractions",
+    "DescriptorDecoder", "DescriptorEncoder", "broadcast_cat", "log_fractions",
 ]
 
 #: Floor added to atomic fractions before taking logs (0.1 at.%).
@@ -140,28 +140,90 @@ class LatentEncoder(nn.Module):
     The composition enters twice: as fractions and as :func:`log_fractions`,
     the scale on which a softmax decoder's logits live (measured to help
     held-out reconstruction).
+
+    With ``class_shift`` (the linear decoder's class positions mu_y, shared,
+    not a parameter of the encoder) the network reads x alone and places the
+    alloy at m(x) in the class-conditional latent; the loc is
+    ``m(x) - mu_y``, so both classes decode x equally well. Without it (the
+    MLP decoder) the network also reads y, as in the published model.
+
+    Examples
+    --------
+    >>> shift = nn.Linear(2, 3, bias=False)
+    >>> enc = LatentEncoder(5, 8, 2, 3, [16], class_shift=shift)
+    >>> loc, scale = enc(torch.zeros(4, 5), torch.zeros(4, 8), torch.eye(2)[[0, 1, 1, 0]])
+    >>> loc.shape, enc.net[0].in_features
+    (torch.Size([4, 3]), 18)
     """
 
     def __init__(self, n_elements: int, n_descriptors: int, n_classes: int, latent_dim: int,
-                 hidden: Sequence[int]):
+                 hidden: Sequence[int], class_shift: nn.Module | None = None):
         super().__init__()
-        self.net = MLP(2 * n_elements + n_descriptors + n_classes, hidden, 2 * latent_dim)
+        # kept out of the module tree: it is the decoder's parameter, saved once with the decoder
+        self.__dict__["class_shift"] = class_shift
+        n_y = 0 if class_shift is not None else n_classes
+        self.net = MLP(2 * n_elements + n_descriptors + n_y, hidden, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor, features: torch.Tensor, y_onehot: torch.Tensor):
-        out = self.net(broadcast_cat(x / 100.0, log_fractions(x), features, y_onehot))
+        inputs = [x / 100.0, log_fractions(x), features]
+        if self.class_shift is None:
+            inputs.append(y_onehot)
+        out = self.net(broadcast_cat(*inputs))
         loc, raw_scale = out.chunk(2, dim=-1)
+        if self.class_shift is not None:
+            loc = loc - self.class_shift(y_onehot)
+        return loc, nn.functional.softplus(raw_scale) + 1e-3
+
+
+class DescriptorDecoder(nn.Module):
+    """p(f | u, y): loc ``g(u, y)`` (an MLP) and one learned scale per standardized descriptor.
+
+    Examples
+    --------
+    >>> loc, scale = DescriptorDecoder(2, 2, 8, [16])(torch.zeros(3, 2), torch.eye(2)[[0, 1, 1]])
+    >>> loc.shape, scale.shape
+    (torch.Size([3, 8]), torch.Size([8]))
+    """
+
+    def __init__(self, style_dim: int, n_classes: int, n_descriptors: int, hidden: Sequence[int]):
+        super().__init__()
+        self.net = MLP(style_dim + n_classes, hidden, n_descriptors)
+        self.log_scale = nn.Parameter(torch.zeros(n_descriptors))
+
+    def forward(self, u: torch.Tensor, y_onehot: torch.Tensor):
+        return self.net(broadcast_cat(u, y_onehot)), self.log_scale.exp()
+
+
+class DescriptorEncoder(nn.Module):
+    """q(u | x, y): loc and scale of the descriptor style from the standardized descriptors and y.
+
+    Examples
+    --------
+    >>> loc, scale = DescriptorEncoder(8, 2, 2, [16])(torch.zeros(3, 8), torch.eye(2)[[0, 1, 1]])
+    >>> loc.shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(self, n_descriptors: int, n_classes: int, style_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        self.net = MLP(n_descriptors + n_classes, hidden, 2 * style_dim)
+
+    def forward(self, features: torch.Tensor, y_onehot: torch.Tensor):
+        loc, raw_scale = self.net(broadcast_cat(features, y_onehot)).chunk(2, dim=-1)
         return loc, nn.functional.softplus(raw_scale) + 1e-3
 
 
 class LinearCompositionDecoder(nn.Module):
-    """p(x | z, y): element logits ``W_z z + W_y y + b``, linear in z and y.
+    """p(x | z, y): element logits ``W (z + mu_y) + b``, linear in z, with a class position mu_y.
 
-    A softmax of a linear map is multinomial logistic PCA conditioned on the
-    phase: each element has a loading vector (a row of ``W_z``), y shifts
-    every element's log-probability by a per-class amount (``W_y``), and any
-    sparse alloy is reachable at some z once the latent is wide enough.
-    Because nothing in it is tied to the element combinations seen in
-    training, it reconstructs unseen combinations (see ``docs/model.md``).
+    A softmax of a linear map is multinomial logistic PCA: each element has
+    a loading vector (a row of ``W``), and each class y sits at its own place
+    ``mu_y`` of the latent space (``class_shift``, a K -> latent_dim linear
+    map without bias), so that flipping y at a fixed z moves the alloy along
+    ``mu_1 - mu_0`` and changes its elements accordingly. Any sparse alloy is
+    reachable at some z once the latent is wide enough; because nothing in it
+    is tied to the element combinations seen in training, it reconstructs
+    unseen combinations (see ``docs/model.md``).
 
     Examples
     --------
@@ -172,10 +234,10 @@ class LinearCompositionDecoder(nn.Module):
     def __init__(self, latent_dim: int, n_classes: int, n_elements: int, hidden: Sequence[int] = ()):
         super().__init__()
         self.latent = nn.Linear(latent_dim, n_elements)
-        self.phase = nn.Linear(n_classes, n_elements, bias=False)
+        self.class_shift = nn.Linear(n_classes, latent_dim, bias=False)
 
     def forward(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
-        return self.latent(z) + self.phase(y_onehot)
+        return self.latent(z + self.class_shift(y_onehot))
 
 
 class CompositionDecoder(nn.Module):

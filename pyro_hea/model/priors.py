@@ -164,7 +164,10 @@ class DescriptorAligned(LatentPrior):
     descriptors : sequence of str
         Names from :data:`~pyro_hea.data.descriptors.DESCRIPTOR_NAMES`.
     scale : float
-        Prior standard deviation around the descriptor value.
+        Prior standard deviation around the descriptor value. The default
+        1.0 matches :class:`StandardNormal`, so that a comparison of the two
+        priors compares the prior means and not the prior variance (the old
+        default, 0.5, also shrank every axis).
 
     Examples
     --------
@@ -173,7 +176,7 @@ class DescriptorAligned(LatentPrior):
     [3, 4]
     """
 
-    def __init__(self, descriptors: Sequence[str] = ("VEC", "delta"), scale: float = 0.5):
+    def __init__(self, descriptors: Sequence[str] = ("VEC", "delta"), scale: float = 1.0):
         super().__init__()
         unknown = [d for d in descriptors if d not in DESCRIPTOR_NAMES]
         if unknown or not descriptors:

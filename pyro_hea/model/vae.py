@@ -124,7 +124,7 @@ class ModelConfig:
     n_classes: int = 2
     latent_dim: int = 16
     hidden: list[int] = field(default_factory=lambda: [100, 100])
-    alpha: float = 10.0
+    alpha: float = 30.0
     total_count: int = 1000
     classifier_uses_composition: bool = False
     classifier_bins: int = 8
