@@ -20,7 +20,6 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_DIR = ROOT / "pyro_hea"
 TUTORIALS = ROOT / "tutorials"
 
 _API = re.compile(r"^<!-- api-modules: ([\w.]+) -->$", re.MULTILINE)
@@ -41,10 +40,10 @@ def on_files(files, config):
 # ---- API reference ----------------------------------------------------------------------------
 
 def public_modules(package: str) -> list[str]:
-    """Dotted names of the public modules directly in ``package`` (``pyro_hea`` or a subpackage).
+    """Dotted names of the public modules of ``package`` (``pyro_hea`` or a subpackage), itself first.
 
-    For ``pyro_hea`` itself this is the package and its top-level modules; for a subpackage it
-    is the subpackage and every public module below it. Names starting with ``_`` are private.
+    For ``pyro_hea`` these are its top-level modules (each subpackage has a page of its own); for
+    a subpackage, every public module below it. Names starting with ``_`` are private.
     """
     parts = package.split(".")
     folder = ROOT.joinpath(*parts)
