@@ -62,7 +62,6 @@ class ScreeningMixin:
                 space, elements = equimolar_space(palette, k)
             else:
                 space, elements = grid_space(palette, k, grid_step, min_percent, max_percent)
-            x, outside = self._onto_vocabulary(space, elements)
             names = None
         else:
             if isinstance(alloys, (str, dict)):
@@ -78,8 +77,27 @@ class ScreeningMixin:
                     raise DesignError(f"alloy {i} cannot be read: {err}") from None
             elements = sorted({el for c in comps for el in c})
             space = np.array([[100.0 * c.get(el, 0.0) for el in elements] for c in comps])
-            x, outside = self._onto_vocabulary(space, elements)
             names = [canonical_formula(c) for c in comps]
+        table, x, good, key = self._score_space(space, elements, target, names)
+        order = np.argsort(-key, kind="stable")
+        attrs = dict(table.attrs)
+        table = table.iloc[order].reset_index(drop=True)
+        table.attrs.update({k: v[order] for k, v in attrs.items()})
+        seconds = time.perf_counter() - started
+        summary = self.summarize(table, "screen", target, len(table), seconds)
+        summary["flagged"] = int((~good[order]).sum())
+        return DesignResult("screen", table, x[order], self.vocabulary, summary)
+
+    def _score_space(self, space: np.ndarray, elements: Sequence[str], target: int,
+                     names: Sequence[str] | None = None) -> tuple:
+        """Score rows of at.% over ``elements``, unsorted: ``(table, x, good, key)``.
+
+        ``key`` is the screen's ranking (highest first; sort stably by it, ties
+        in input order), ``good`` the rows that are scored, in domain and valid.
+        :meth:`screen` and the chunked screen of :mod:`pyro_hea.design.distributed`
+        share it, so both rank alike.
+        """
+        x, outside = self._onto_vocabulary(space, elements)
         table = self.score(x, target, scorable=~outside.any(axis=1), names=names)
         if outside.any():
             oov = np.flatnonzero(outside.any(axis=1))
@@ -98,14 +116,7 @@ class ScreeningMixin:
         table.insert(0, "input_index", np.arange(len(table)))
         good = (table["scored"] & table["in_domain"] & table["valid"]).to_numpy()
         key = np.where(good, table["p_model"].fillna(-1), -2.0 + table["p_model"].fillna(-1) / 10)
-        order = np.argsort(-key, kind="stable")
-        attrs = dict(table.attrs)
-        table = table.iloc[order].reset_index(drop=True)
-        table.attrs.update({k: v[order] for k, v in attrs.items()})
-        seconds = time.perf_counter() - started
-        summary = self.summarize(table, "screen", target, len(table), seconds)
-        summary["flagged"] = int((~good[order]).sum())
-        return DesignResult("screen", table, x[order], self.vocabulary, summary)
+        return table, x, good, key
 
     def _onto_vocabulary(self, space: np.ndarray, elements: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Columns of ``space`` over ``elements`` moved onto the vocabulary, and the outside ones."""

@@ -1,0 +1,371 @@
+"""Screening a generated design space at scale: streamed in chunks, on Dask.
+
+:func:`screen_space` scores a generated space (every equimolar k-element
+alloy of a palette, or every one on an at.% grid) chunk by chunk and keeps
+only the ``top`` rows and the summary counts, so memory stays bounded
+whatever the size of the space. The chunks are described by index ranges
+(:class:`SpaceSpec`): each worker builds its own rows, and the whole space
+never exists anywhere.
+
+- One worker and no scheduler: the chunks run in this process, one after
+  the other, with no cluster to start.
+- ``workers > 1``: a :class:`distributed.LocalCluster` on the loopback
+  interface, one single-threaded process per worker.
+- ``scheduler="tcp://HOST:PORT"`` (or the ``DASK_SCHEDULER_ADDRESS``
+  environment variable): an existing Dask cluster.
+
+The ranking is the serial :meth:`~pyro_hea.design.designer.Designer.screen`'s
+(ties broken by the position in the space), so the top rows are the serial
+screen's first rows. A chunk whose worker dies is run again (``retries``).
+
+Examples
+--------
+>>> spec = SpaceSpec(("Co", "Cr", "Fe", "Ni", "Mn"), 4)
+>>> spec.size, list(spec.ranges(2))
+(5, [(0, 2), (2, 4), (4, 5)])
+>>> formulas(*spec.block(4, 5))
+['Cr25Fe25Mn25Ni25']
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pyro_hea.design.space import (
+    DEFAULT_PALETTE,
+    DesignSpaceError,
+    _check_palette,
+    _grid_count,
+    _simplex_grid,
+    formulas,
+)
+from pyro_hea.errors import PyroHeaError
+
+__all__ = ["SchedulerUnreachable", "SpaceSpec", "merge_top", "resolve_scheduler", "screen_space"]
+
+#: Seconds to wait for a Dask scheduler before giving up.
+CONNECT_TIMEOUT = 5.0
+
+COUNTS = ("rows", "unique", "scored", "valid", "novel", "in_domain", "judged_target", "model_target",
+          "agree", "flagged")
+
+
+class SchedulerUnreachable(PyroHeaError):
+    """A Dask scheduler address that cannot be reached (or read)."""
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A generated design space that can be cut into chunks without being built.
+
+    Row ``i`` of the space is element set ``i // cells`` (the k-subsets of
+    the palette in lexicographic order, as :func:`itertools.combinations`)
+    with amounts ``i % cells`` of the grid, the order of
+    :func:`~pyro_hea.design.space.equimolar_space` and
+    :func:`~pyro_hea.design.space.grid_space` (which build it all at once).
+
+    Examples
+    --------
+    >>> SpaceSpec(DEFAULT_PALETTE, 5, grid_step=5.0).size
+    4357353
+    """
+
+    palette: tuple[str, ...] = DEFAULT_PALETTE
+    k: int = 5
+    grid_step: float | None = None
+    min_percent: float = 5.0
+    max_percent: float = 35.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "palette", _check_palette(self.palette, self.k))
+        if self.grid_step is not None:
+            step = self.grid_step
+            if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0
+                    and abs(100.0 / step - round(100.0 / step)) < 1e-9):
+                raise DesignSpaceError(f"step must be a positive at.% amount that divides 100, got {step}")
+            if not (0 < self.min_percent <= self.max_percent <= 100):
+                raise DesignSpaceError(f"need 0 < min_percent <= max_percent <= 100, got {self.min_percent} "
+                                       f"and {self.max_percent}")
+            if self.cells == 0:
+                raise DesignSpaceError(f"no {self.k}-element composition has every amount in [{self.min_percent}, "
+                                       f"{self.max_percent}] at.% on a {step} at.% grid")
+
+    def _grid_args(self) -> tuple[int, int, int]:
+        total = round(100.0 / self.grid_step)
+        return (total, math.ceil(self.min_percent / self.grid_step - 1e-9),
+                math.floor(self.max_percent / self.grid_step + 1e-9))
+
+    @property
+    def cells(self) -> int:
+        """Compositions per element set (1 when equimolar)."""
+        return 1 if self.grid_step is None else _grid_count(self.k, *self._grid_args())
+
+    @property
+    def size(self) -> int:
+        """Number of alloys in the space (counted, not enumerated)."""
+        return math.comb(len(self.palette), self.k) * self.cells
+
+    def ranges(self, chunk_size: int) -> Iterator[tuple[int, int]]:
+        """``(start, stop)`` row ranges of at most ``chunk_size`` rows that cover the space."""
+        for start in range(0, self.size, chunk_size):
+            yield start, min(start + chunk_size, self.size)
+
+    def block(self, start: int, stop: int) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Rows ``start`` to ``stop - 1`` as at.% over the palette, and the palette."""
+        cells = self.cells
+        first, last = start // cells, (stop - 1) // cells
+        combos = _combinations(len(self.palette), self.k, first, last + 1 - first)
+        if self.grid_step is None:
+            grid = np.full((1, self.k), 100.0 / self.k)
+        else:
+            grid = _simplex_grid(self.k, *self._grid_args()) * self.grid_step
+        x = np.zeros((len(combos), len(grid), len(self.palette)))
+        x[np.arange(len(combos))[:, None, None], np.arange(len(grid))[None, :, None],
+          combos[:, None, :]] = grid[None, :, :]
+        offset = start - first * cells
+        return x.reshape(-1, len(self.palette))[offset:offset + stop - start], self.palette
+
+
+def _combinations(n: int, k: int, rank: int, count: int) -> np.ndarray:
+    """``count`` k-subsets of range(n) in lexicographic order, from the ``rank``-th on."""
+    combo, x = [], 0
+    for i in range(k):  # unrank: the combinatorial number system
+        while math.comb(n - x - 1, k - i - 1) <= rank:
+            rank -= math.comb(n - x - 1, k - i - 1)
+            x += 1
+        combo.append(x)
+        x += 1
+    out = np.empty((count, k), dtype=int)
+    for row in range(count):
+        out[row] = combo
+        i = k - 1
+        while i >= 0 and combo[i] == n - k + i:
+            i -= 1
+        if i < 0:
+            break
+        combo[i] += 1
+        for j in range(i + 1, k):
+            combo[j] = combo[j - 1] + 1
+    return out
+
+
+def _top_rows(table: pd.DataFrame, x: np.ndarray, key: np.ndarray, top: int) -> dict:
+    """The ``top`` rows by ``key`` (highest first, ties by input_index), as a mergeable part."""
+    order = np.lexsort((table["input_index"].to_numpy(), -key))[:top]
+    attrs = dict(table.attrs)
+    rows = table.iloc[order].reset_index(drop=True)
+    rows.attrs = {}
+    return {"table": rows, "x": x[order], "key": key[order],
+            "attrs": {name: value[order] for name, value in attrs.items()}}
+
+
+def merge_top(parts: Sequence[dict], top: int) -> dict:
+    """Merge top-row parts (of :func:`score_chunk`) into the ``top`` rows of them all.
+
+    The result is what one sort of every row would give: key highest first,
+    ties in input order.
+
+    Examples
+    --------
+    >>> part = lambda keys, index: {"table": pd.DataFrame({"input_index": index}), "x": np.zeros((len(index), 1)),
+    ...                              "key": np.array(keys, dtype=float), "attrs": {}}
+    >>> merge_top([part([0.9, 0.1], [0, 1]), part([0.9, 0.5], [2, 3])], 3)["table"]["input_index"].tolist()
+    [0, 2, 3]
+    """
+    parts = [p for p in parts if p is not None]
+    if len(parts) == 1:
+        return parts[0]
+    table = pd.concat([p["table"] for p in parts], ignore_index=True)
+    whole = {"table": table, "x": np.concatenate([p["x"] for p in parts]),
+             "key": np.concatenate([p["key"] for p in parts])}
+    table.attrs = {name: np.concatenate([p["attrs"][name] for p in parts]) for name in parts[0]["attrs"]}
+    return _top_rows(whole["table"], whole["x"], whole["key"], top)
+
+
+def score_chunk(designer, spec: SpaceSpec, start: int, stop: int, target: int, top: int) -> dict:
+    """Score rows ``start:stop`` of ``spec``: the summary counts and the top rows.
+
+    This is the task each worker runs; ``input_index`` is the row's position
+    in the whole space.
+    """
+    space, elements = spec.block(start, stop)
+    table, x, good, key = designer._score_space(space, elements, target)
+    table["input_index"] = np.arange(start, stop)
+    scored = table["scored"].to_numpy(bool)
+    p_model, p_judge = table.attrs["p_model_all"], table.attrs["p_judge_all"]
+    counts = {
+        "rows": len(table), "unique": int(table["formula"].nunique()), "scored": int(scored.sum()),
+        "valid": int(table["valid"].sum()), "novel": int(table["novel"].sum()),
+        "in_domain": int(table["in_domain"].sum()),
+        "judged_target": int((np.nan_to_num(p_judge[scored]).argmax(axis=1) == target).sum()),
+        "model_target": int((np.nan_to_num(p_model[scored]).argmax(axis=1) == target).sum()),
+        "agree": int(table["agree"].to_numpy(bool)[scored].sum()), "flagged": int((~good).sum()),
+    }
+    return {"counts": counts, "top": _top_rows(table, x, key, top)}
+
+
+def resolve_scheduler(scheduler: str | None) -> str | None:
+    """``scheduler``, else the ``DASK_SCHEDULER_ADDRESS`` environment variable, else None.
+
+    Examples
+    --------
+    >>> resolve_scheduler("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    """
+    return scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+
+
+def _connect(scheduler: str | None, workers: int, timeout: float):
+    """A client (and the cluster it started, or None) for ``scheduler`` or ``workers`` local processes."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - the optional extra is missing
+        raise PyroHeaError("screening on Dask needs dask.distributed: pip install 'pyro-hea[dask]'") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=timeout, set_as_default=False), None
+        except (OSError, TimeoutError, ValueError, TypeError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
+                                       f"({reason})") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=40)
+    return Client(cluster, set_as_default=False), cluster
+
+
+def screen_space(designer, spec: SpaceSpec, target=1, top: int = 1000, chunk_size: int = 20_000,
+                 workers: int = 1, scheduler: str | None = None, retries: int = 2, progress: bool = True,
+                 client=None, timeout: float = CONNECT_TIMEOUT):
+    """Screen a generated space in chunks, keeping the ``top`` rows and the summary counts.
+
+    Parameters
+    ----------
+    designer : Designer
+        A designer on a trained model (sent once to each worker).
+    spec : SpaceSpec
+        The space.
+    target : int or str
+        The target class.
+    top : int
+        Rows to keep, ranked as :meth:`Designer.screen` ranks them.
+    chunk_size : int
+        Rows per task; memory per worker grows with it.
+    workers : int
+        Local worker processes when no scheduler is given (1: in this process).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (default: ``DASK_SCHEDULER_ADDRESS`` if set).
+    retries : int
+        Times a chunk is run again if its worker dies.
+    progress : bool
+        A progress bar with an ETA on stderr.
+    client : distributed.Client, optional
+        Use this client (and its cluster) instead.
+    timeout : float
+        Seconds to wait for the scheduler.
+
+    Returns
+    -------
+    DesignResult
+        The ``top`` rows and a summary over the whole space (``generated``,
+        ``scored``, ``valid``, ... as for the serial screen, plus ``workers``,
+        ``chunks`` and ``scheduler``).
+
+    Examples
+    --------
+    >>> screen_space(designer, SpaceSpec(k=4), top=10).table["input_index"].size  # needs a Designer on a trained model  # doctest: +SKIP
+    10
+    """
+    from tqdm.auto import tqdm
+
+    from pyro_hea.design.result import DesignError, DesignResult
+
+    for name, value, low in (("top", top, 1), ("chunk_size", chunk_size, 1), ("workers", workers, 1),
+                             ("retries", retries, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise DesignError(f"{name} must be an integer >= {low}, got {value!r}")
+    started = time.perf_counter()
+    target = designer.class_index(target)
+    scheduler = None if client is not None else resolve_scheduler(scheduler)
+    counts = dict.fromkeys(COUNTS, 0)
+    best, chunks = None, 0
+    bar = tqdm(total=spec.size, unit="alloy", unit_scale=True, disable=not progress, file=sys.stderr,
+               desc="screen", dynamic_ncols=True)
+
+    def take(result):
+        nonlocal best, chunks
+        for name in COUNTS:
+            counts[name] += result["counts"][name]
+        best = merge_top([best, result["top"]], top)
+        chunks += 1
+        bar.update(result["counts"]["rows"])
+
+    try:
+        if client is None and scheduler is None and workers == 1:
+            where = "in-process"
+            for start, stop in spec.ranges(chunk_size):
+                take(score_chunk(designer, spec, start, stop, target, top))
+        else:
+            own = client is None
+            if own:
+                client, cluster = _connect(scheduler, workers, timeout)
+            where = scheduler or ("client" if not own else f"LocalCluster({workers})")
+            try:
+                workers = len(client.scheduler_info().get("workers", {})) or workers
+                shared = client.scatter(designer, broadcast=True, hash=False)
+                _run_tasks(client, shared, spec, target, top, chunk_size, retries,
+                           max(2, 2 * sum(client.nthreads().values())), take)
+            finally:
+                if own:
+                    client.close()
+                    if cluster is not None:
+                        cluster.close()
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    table, x = best["table"], best["x"]
+    table.attrs = dict(best["attrs"])
+    scored = max(counts["scored"], 1)
+    share = (lambda n: n / scored) if counts["scored"] else (lambda n: float("nan"))
+    summary = {
+        "mode": "screen", "target": designer.class_names[target], "generated": spec.size,
+        "unique": counts["unique"], "candidates": counts["rows"], "scored": counts["scored"],
+        "valid": counts["valid"], "novel": counts["novel"], "in_domain": counts["in_domain"],
+        "judged_target": share(counts["judged_target"]), "model_target": share(counts["model_target"]),
+        "judge_agreement": share(counts["agree"]), "seconds": float(seconds),
+        "candidates_per_second": float(spec.size / seconds) if seconds > 0 else float("inf"),
+        "flagged": counts["flagged"], "top": int(min(top, spec.size)), "chunks": chunks,
+        "workers": int(workers), "scheduler": where,
+    }
+    return DesignResult("screen", table, x, designer.vocabulary, summary)
+
+
+def _run_tasks(client, shared, spec, target, top, chunk_size, retries, in_flight, take) -> None:
+    """Submit the chunks with at most ``in_flight`` pending, feeding each result to ``take``."""
+    from distributed import as_completed
+
+    ranges = spec.ranges(chunk_size)
+    pending = as_completed()
+
+    def submit_next() -> bool:
+        nxt = next(ranges, None)
+        if nxt is None:
+            return False
+        pending.add(client.submit(score_chunk, shared, spec, nxt[0], nxt[1], target, top,
+                                  retries=retries, pure=False, key=f"screen-chunk-{nxt[0]}-{time.time_ns()}"))
+        return True
+
+    for _ in range(in_flight):
+        if not submit_next():
+            break
+    for future in pending:
+        take(future.result())
+        future.release()
+        submit_next()
