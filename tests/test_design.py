@@ -495,3 +495,13 @@ def test_the_contrast_figure_never_shows_nan(designer):
     good = designer.latent(n=300, seed=0)
     texts = [t.get_text() for ax in plot_contrast(good).axes for t in ax.texts]
     assert not any("nan" in text or "not\nscored" in text for text in texts)
+
+
+def test_inversion_ends_only_on_a_valid_alloy(designer):
+    # a binary passes any threshold's probability test only if it is valid: under the default
+    # high-entropy rules it is not, so the search goes on from it
+    short = designer.invert("NbTa", threshold=1e-9, max_steps=2)
+    assert short.table["valid"].iloc[0] == False  # noqa: E712
+    assert len(short.table) > 1 or short.summary["stopped"] != "threshold reached"
+    if short.summary["stopped"] == "threshold reached":
+        assert short.table["valid"].iloc[-1]

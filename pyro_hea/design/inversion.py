@@ -68,9 +68,10 @@ class InversionMixin:
         Step 0 is the starting alloy. At each step the current alloy is
         encoded at its predicted class (the posterior mode of z, refined from
         the encoder's mean by ``refine_steps`` L-BFGS iterations), decoded with
-        y = target, realized and scored. It stops when ``p_model`` reaches
-        ``threshold``, when the composition stops changing (a fixed point of
-        the map), or after ``max_steps`` steps.
+        y = target, realized and scored. It stops when a valid alloy (under
+        the composition rules: by default at least 4 principal elements) has
+        ``p_model`` at or above ``threshold``, when the composition stops
+        changing (a fixed point of the map), or after ``max_steps`` steps.
 
         Returns
         -------
@@ -94,7 +95,8 @@ class InversionMixin:
         x = self._vector(alloy, "the starting")
         path, zs, stopped = [x[0]], [], "step budget"
         for step in range(max_steps + 1):
-            p = self.score(x, target)["p_model"].iloc[0]
+            row = self.score(x, target, novelty=False).iloc[0]
+            p = row["p_model"] if row["valid"] else float("nan")  # only a valid alloy can end the search
             z = self._encode(x, refine_steps)
             zs.append(z.numpy()[0])
             if p >= threshold:
