@@ -17,11 +17,13 @@ __getattr__, __all__ = lazy_exports(__name__, {
     'plot_path_heatmap': 'pyro_hea.design.plots',
     'plot_trajectory': 'pyro_hea.design.plots',
     'DEFAULT_PALETTE': 'pyro_hea.design.space',
+    'RADIOACTIVE': 'pyro_hea.design.space',
     'CompositionRules': 'pyro_hea.design.space',
     'DesignSpaceError': 'pyro_hea.design.space',
     'check_validity': 'pyro_hea.design.space',
     'equimolar_space': 'pyro_hea.design.space',
     'formulas': 'pyro_hea.design.space',
     'grid_space': 'pyro_hea.design.space',
+    'principal_elements': 'pyro_hea.design.space',
     'realize': 'pyro_hea.design.space',
 })
