@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -126,12 +127,19 @@ class SpaceSpec:
         if self.grid_step is None:
             grid = np.full((1, self.k), 100.0 / self.k)
         else:
-            grid = _simplex_grid(self.k, *self._grid_args()) * self.grid_step
-        x = np.zeros((len(combos), len(grid), len(self.palette)))
-        x[np.arange(len(combos))[:, None, None], np.arange(len(grid))[None, :, None],
-          combos[:, None, :]] = grid[None, :, :]
-        offset = start - first * cells
-        return x.reshape(-1, len(self.palette))[offset:offset + stop - start], self.palette
+            grid = _grid(self.k, *self._grid_args()) * self.grid_step
+        rows = np.arange(start, stop)
+        x = np.zeros((stop - start, len(self.palette)))
+        x[np.arange(len(rows))[:, None], combos[rows // cells - first]] = grid[rows % cells]
+        return x, self.palette
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(k: int, total: int, low: int, high: int) -> np.ndarray:
+    """The grid cells of one element set (built once per process)."""
+    grid = _simplex_grid(k, total, low, high)
+    grid.flags.writeable = False
+    return grid
 
 
 def _combinations(n: int, k: int, rank: int, count: int) -> np.ndarray:
@@ -329,6 +337,8 @@ def screen_space(designer, spec: SpaceSpec, target=1, top: int = 1000, chunk_siz
                         cluster.close()
     finally:
         bar.close()
+    if counts["rows"] != spec.size:  # pragma: no cover - a lost chunk is a bug, never a silent gap
+        raise DesignError(f"the chunks scored {counts['rows']:,} of the space's {spec.size:,} alloys")
     seconds = time.perf_counter() - started
     table, x = best["table"], best["x"]
     table.attrs = dict(best["attrs"])
@@ -352,19 +362,20 @@ def _run_tasks(client, shared, spec, target, top, chunk_size, retries, in_flight
     from distributed import as_completed
 
     ranges = spec.ranges(chunk_size)
-    pending = as_completed()
 
-    def submit_next() -> bool:
+    def submit(start: int, stop: int):
+        return client.submit(score_chunk, shared, spec, start, stop, target, top, retries=retries, pure=False,
+                             key=f"screen-chunk-{start}-{time.time_ns()}")
+
+    first = [submit(*r) for _, r in zip(range(in_flight), ranges)]  # range first: zip drops no chunk
+    pending = as_completed(first, loop=client.loop)  # the client need not be the default one
+    del first
+
+    def submit_next() -> None:
         nxt = next(ranges, None)
-        if nxt is None:
-            return False
-        pending.add(client.submit(score_chunk, shared, spec, nxt[0], nxt[1], target, top,
-                                  retries=retries, pure=False, key=f"screen-chunk-{nxt[0]}-{time.time_ns()}"))
-        return True
+        if nxt is not None:
+            pending.add(submit(*nxt))
 
-    for _ in range(in_flight):
-        if not submit_next():
-            break
     for future in pending:
         take(future.result())
         future.release()

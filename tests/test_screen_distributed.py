@@ -1,0 +1,139 @@
+"""Chunked screening on Dask: the same rows and counts as the serial screen."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyro_hea import PhaseModel
+from pyro_hea.design.designer import Designer, DesignError
+from pyro_hea.design.distributed import SchedulerUnreachable, SpaceSpec, merge_top, resolve_scheduler, screen_space
+from pyro_hea.design.space import DEFAULT_PALETTE, DesignSpaceError, equimolar_space, grid_space
+from pyro_hea.errors import PyroHeaError
+
+distributed = pytest.importorskip("distributed")
+
+PALETTE = DEFAULT_PALETTE[:9]
+COLUMNS = ["input_index", "formula", "p_model", "p_judge", "valid", "novel", "in_domain", "scored", "flag"]
+COUNTS = ["generated", "unique", "candidates", "scored", "valid", "novel", "in_domain", "flagged",
+          "judged_target", "model_target", "judge_agreement"]
+
+
+@pytest.fixture(scope="module")
+def designer(data):
+    df, split = data
+    model = PhaseModel.fit(df, split, steps=10, latent_dim=2, seed=0, progress=False)
+    return Designer(model, df, split)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                       host="127.0.0.1",
+                                       dashboard_address=None, silence_logs=40)
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+    cluster.close()
+
+
+def same_rows(chunked, serial, top):
+    got = chunked.table[COLUMNS].reset_index(drop=True)
+    want = serial.table[COLUMNS].head(top).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert np.allclose(np.nan_to_num(chunked.compositions), np.nan_to_num(serial.compositions[:top]))
+    for name in ("p_model_all", "p_judge_all"):
+        assert np.allclose(chunked.table.attrs[name], serial.table.attrs[name][:top], equal_nan=True)
+    for name in COUNTS:
+        assert chunked.summary[name] == pytest.approx(serial.summary[name], nan_ok=True), name
+
+
+def test_space_spec_blocks_are_the_serial_space_in_order():
+    for spec, full in [(SpaceSpec(PALETTE, 4), equimolar_space(PALETTE, 4)[0]),
+                       (SpaceSpec(PALETTE[:6], 4, grid_step=10, min_percent=10, max_percent=40),
+                        grid_space(PALETTE[:6], 4, 10, 10, 40)[0])]:
+        assert spec.size == len(full)
+        for chunk in (1, 13, len(full), 10 * len(full)):
+            blocks = [spec.block(a, b)[0] for a, b in spec.ranges(chunk)]
+            assert max(len(b) for b in blocks) <= chunk
+            assert np.array_equal(np.concatenate(blocks), full)
+
+
+def test_space_spec_counts_a_huge_space_without_building_it():
+    spec = SpaceSpec(DEFAULT_PALETTE, 5, grid_step=1.0)
+    assert spec.size > 10**9  # a 1 at.% grid: counted, never enumerated
+    spec = SpaceSpec(DEFAULT_PALETTE, 6, grid_step=5.0)
+    rows, _ = spec.block(spec.size - 3, spec.size)
+    assert rows.shape == (3, len(DEFAULT_PALETTE)) and np.allclose(rows.sum(axis=1), 100)
+    with pytest.raises(DesignSpaceError, match="step"):
+        SpaceSpec(PALETTE, 4, grid_step=7.0)
+
+
+def test_in_process_chunks_equal_the_serial_screen(designer):
+    serial = designer.screen(palette=PALETTE, k=4)
+    for chunk, top in ((7, 15), (40, len(serial.table))):
+        chunked = screen_space(designer, SpaceSpec(PALETTE, 4), top=top, chunk_size=chunk, progress=False)
+        same_rows(chunked, serial, top)
+        assert chunked.summary["chunks"] == -(-len(serial.table) // chunk)
+
+
+def test_local_cluster_screen_equals_the_serial_one(designer, client):
+    spec = SpaceSpec(PALETTE[:7], 4, grid_step=10, min_percent=10, max_percent=40)
+    serial = designer.screen(palette=PALETTE[:7], k=4, grid_step=10, min_percent=10, max_percent=40)
+    chunked = screen_space(designer, spec, top=25, chunk_size=90, client=client, progress=False)
+    same_rows(chunked, serial, 25)
+    assert chunked.summary["workers"] == 2 and chunked.summary["chunks"] == -(-spec.size // 90)
+
+
+def test_screen_on_a_scheduler_address(designer, client, monkeypatch):
+    serial = designer.screen(palette=PALETTE, k=5)
+    address = client.scheduler.address
+    chunked = screen_space(designer, SpaceSpec(PALETTE, 5), top=10, chunk_size=30, scheduler=address,
+                           progress=False)
+    same_rows(chunked, serial, 10)
+    assert chunked.summary["scheduler"] == address
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    assert resolve_scheduler(None) == address
+    assert resolve_scheduler("tcp://elsewhere:1") == "tcp://elsewhere:1"
+
+
+def test_merge_top_equals_one_sort_of_all_rows():
+    rng = np.random.default_rng(0)
+    key = rng.choice([0.1, 0.5, 0.9, -1.9], size=200)  # many ties
+    index = np.arange(200)
+
+    def part(rows):
+        table = pd.DataFrame({"input_index": index[rows]})
+        return {"table": table, "x": index[rows, None].astype(float), "key": key[rows],
+                "attrs": {"p_model_all": key[rows, None]}}
+
+    want = np.lexsort((index, -key))[:17]
+    shuffled = rng.permutation(200)
+    parts = [part(shuffled[i:i + 23]) for i in range(0, 200, 23)]
+    merged = None
+    for p in parts:  # incremental, in any order, as results arrive
+        merged = merge_top([merged, merge_top([p], 17)], 17)
+    assert merged["table"]["input_index"].tolist() == want.tolist()
+    assert np.array_equal(merged["attrs"]["p_model_all"][:, 0], key[want])
+    assert merge_top(parts, 17)["table"]["input_index"].tolist() == want.tolist()
+
+
+def test_an_unreachable_scheduler_fails_fast_naming_the_address(designer):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with pytest.raises(SchedulerUnreachable, match=f"Dask scheduler at '{address}'") as err:
+        screen_space(designer, SpaceSpec(PALETTE, 4), scheduler=address, timeout=2, progress=False)
+    assert time.perf_counter() - started < 10
+    assert isinstance(err.value, PyroHeaError) and "\n" not in str(err.value)
+
+
+def test_bad_settings_are_refused(designer):
+    for kwargs in ({"top": 0}, {"chunk_size": 0}, {"workers": 0}, {"retries": -1}):
+        with pytest.raises(DesignError, match=next(iter(kwargs))):
+            screen_space(designer, SpaceSpec(PALETTE, 4), progress=False, **kwargs)
