@@ -137,3 +137,47 @@ def test_bad_settings_are_refused(designer):
     for kwargs in ({"top": 0}, {"chunk_size": 0}, {"workers": 0}, {"retries": -1}):
         with pytest.raises(DesignError, match=next(iter(kwargs))):
             screen_space(designer, SpaceSpec(PALETTE, 4), progress=False, **kwargs)
+
+
+# ------------------------------------------------------------------ the command line
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from pyro_hea.cli import main
+
+    out = tmp_path_factory.mktemp("screen") / "run"
+    assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "5",
+                 "--latent-dim", "2", "--quiet"]) == 0
+    return out
+
+
+def test_cli_chunked_screen_writes_the_serial_top_rows(run_dir, tmp_path, capsys, monkeypatch):
+    from pyro_hea.cli import main
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    serial, chunked = tmp_path / "serial.csv", tmp_path / "chunked.csv"
+    assert main(["design", str(run_dir), "--mode", "screen", "--k", "4", "--out", str(serial)]) == 0
+    assert main(["design", str(run_dir), "--mode", "screen", "--k", "4", "--out", str(chunked),
+                 "--chunk-size", "500", "--top", "20", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "kept the best 20 of 1,365 alloys; 3 chunk(s) on in-process" in text
+    want = pd.read_csv(serial, keep_default_na=False).head(20)
+    pd.testing.assert_frame_equal(pd.read_csv(chunked, keep_default_na=False), want)
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary left
+
+
+def test_cli_bad_scheduler_and_input_exit_2_with_one_line(run_dir, tmp_path, capsys):
+    from pyro_hea.cli import main
+
+    out = tmp_path / "out.csv"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    assert main(["design", str(run_dir), "--mode", "screen", "--k", "4", "--out", str(out),
+                 "--scheduler", address, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert address in err and len(err.splitlines()) == 1 and not out.exists()
+    source = tmp_path / "in.csv"
+    source.write_text("formula\nCoCrFeNi\n")
+    assert main(["design", str(run_dir), "--mode", "screen", "--input", str(source), "--out", str(out),
+                 "--workers", "2"]) == 2
+    assert "--workers" in capsys.readouterr().err and not out.exists()

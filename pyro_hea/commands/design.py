@@ -37,6 +37,16 @@ def add_parser(sub) -> None:
     g.add_argument("--grid-step", type=float, help="at.%% step of a non-equimolar grid (else equimolar alloys)")
     g.add_argument("--grid-min", type=float, default=5.0, help="lowest at.%% of an element on the grid")
     g.add_argument("--grid-max", type=float, default=35.0, help="highest at.%% of an element on the grid")
+    g = p.add_argument_group(
+        "screening at scale", "stream a generated space in chunks and keep the best rows (on Dask); used when "
+        "any of these is given, when DASK_SCHEDULER_ADDRESS is set, or when the space is too large to build")
+    g.add_argument("--top", type=int, help="rows to keep and write, best first (default 1000)")
+    g.add_argument("--chunk-size", type=int, help="alloys per task (default 20000)")
+    g.add_argument("--workers", type=int,
+                   help="local worker processes (default 1: in this process, no cluster to start)")
+    g.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://HOST:PORT "
+                                       "(default: the DASK_SCHEDULER_ADDRESS environment variable)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("latent")
     g.add_argument("--n", type=int, default=1000, help="latent points to draw (per round with --n-accepted)")
     g.add_argument("--n-accepted", type=int,
@@ -116,6 +126,36 @@ def _elements(text: str) -> list[str]:
     return [el.strip() for el in text.split(",") if el.strip()]
 
 
+def _screen(designer, args, alloys, palette, target):
+    """The serial screen, or the chunked one (:mod:`pyro_hea.design.distributed`) when asked for or needed."""
+    import os
+
+    from pyro_hea.design.designer import DesignError
+    from pyro_hea.design.space import MAX_SPACE
+
+    asked = [f"--{n.replace('_', '-')}" for n in ("top", "chunk_size", "workers", "scheduler")
+             if getattr(args, n) is not None]
+    if alloys is not None:
+        if asked:
+            raise DesignError(f"{', '.join(asked)} screen a generated space in chunks; leave out --input")
+        return designer.screen(alloys, target=target)
+    from pyro_hea.design.distributed import SpaceSpec, screen_space
+
+    spec = SpaceSpec(tuple(palette), args.k, args.grid_step, args.grid_min, args.grid_max)
+    if not (asked or os.environ.get("DASK_SCHEDULER_ADDRESS") or spec.size > MAX_SPACE):
+        return designer.screen(target=target, palette=palette, k=args.k, grid_step=args.grid_step,
+                               min_percent=args.grid_min, max_percent=args.grid_max)
+    result = screen_space(designer, spec, target=target, top=1000 if args.top is None else args.top,
+                          chunk_size=20_000 if args.chunk_size is None else args.chunk_size,
+                          workers=1 if args.workers is None else args.workers, scheduler=args.scheduler,
+                          progress=not args.quiet)
+    s = result.summary
+    if not args.json:
+        print(f"kept the best {s['top']:,} of {s['generated']:,} alloys; {s['chunks']:,} chunk(s) on "
+              f"{s['scheduler']} ({s['workers']} worker(s))")
+    return result
+
+
 def run_design(args) -> int:
     from pyro_hea.design.designer import Designer, DesignError, format_summary  # torch loads only when a command runs
 
@@ -142,8 +182,7 @@ def run_design(args) -> int:
     if args.mode == "screen":
         if decode_palette is None:
             raise DesignError("--palette all applies to decoded alloys; a generated space needs its elements")
-        result = designer.screen(alloys, target=target, palette=palette, k=args.k, grid_step=args.grid_step,
-                                 min_percent=args.grid_min, max_percent=args.grid_max)
+        result = _screen(designer, args, alloys, palette, target)
     elif args.mode == "latent":
         result = designer.latent(
             n=args.n, target=target, contrast=args.contrast, source=args.source, family=args.family,
