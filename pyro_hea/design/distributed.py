@@ -72,6 +72,7 @@ class SpaceSpec:
     with amounts ``i % cells`` of the grid, the order of
     :func:`~pyro_hea.design.space.equimolar_space` and
     :func:`~pyro_hea.design.space.grid_space` (which build it all at once).
+    With ``limit``, only the first ``limit`` rows.
 
     Examples
     --------
@@ -84,9 +85,12 @@ class SpaceSpec:
     grid_step: float | None = None
     min_percent: float = 5.0
     max_percent: float = 35.0
+    limit: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "palette", _check_palette(self.palette, self.k))
+        if self.limit is not None and not (isinstance(self.limit, int) and self.limit >= 1):
+            raise DesignSpaceError(f"limit must be a positive number of alloys, got {self.limit!r}")
         if self.grid_step is not None:
             step = self.grid_step
             if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0
@@ -111,8 +115,9 @@ class SpaceSpec:
 
     @property
     def size(self) -> int:
-        """Number of alloys in the space (counted, not enumerated)."""
-        return math.comb(len(self.palette), self.k) * self.cells
+        """Number of alloys in the space (counted, not enumerated), at most ``limit``."""
+        size = math.comb(len(self.palette), self.k) * self.cells
+        return size if self.limit is None else min(size, self.limit)
 
     def ranges(self, chunk_size: int) -> Iterator[tuple[int, int]]:
         """``(start, stop)`` row ranges of at most ``chunk_size`` rows that cover the space."""
