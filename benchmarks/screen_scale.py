@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_hea.design.designer import Designer
-from pyro_hea.design.distributed import SpaceSpec, screen_space
+from pyro_hea.design.distributed import SpaceSpec, local_cluster, screen_space
 from pyro_hea.design.space import DEFAULT_PALETTE
 from pyro_hea.io import write_text
 
@@ -100,8 +100,7 @@ def main() -> None:
     rates = {"serial (all rows at once)": [n / timed(serial) for _ in range(args.repeats)],
              "chunked, 1 worker (in-process)": [n / timed(one) for _ in range(args.repeats)]}
     started = time.perf_counter()
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=40)
+    cluster = local_cluster(2)  # what --workers 2 starts
     client = distributed.Client(cluster, set_as_default=False)
     startup = time.perf_counter() - started
 
