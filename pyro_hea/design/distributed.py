@@ -9,7 +9,7 @@ never exists anywhere.
 
 - One worker and no scheduler: the chunks run in this process, one after
   the other, with no cluster to start.
-- ``workers > 1``: a :class:`distributed.LocalCluster` on the loopback
+- ``workers > 1``: a ``distributed.LocalCluster`` on the loopback
   interface, one single-threaded process per worker.
 - ``scheduler="tcp://HOST:PORT"`` (or the ``DASK_SCHEDULER_ADDRESS``
   environment variable): an existing Dask cluster.
@@ -69,7 +69,7 @@ class SpaceSpec:
     """A generated design space that can be cut into chunks without being built.
 
     Row ``i`` of the space is element set ``i // cells`` (the k-subsets of
-    the palette in lexicographic order, as :func:`itertools.combinations`)
+    the palette in lexicographic order, as ``itertools.combinations``)
     with amounts ``i % cells`` of the grid, the order of
     :func:`~pyro_hea.design.space.equimolar_space` and
     :func:`~pyro_hea.design.space.grid_space` (which build it all at once).
@@ -284,7 +284,7 @@ def screen_space(designer, spec: SpaceSpec, target=1, top: int = 1000, chunk_siz
     target : int or str
         The target class.
     top : int
-        Rows to keep, ranked as :meth:`Designer.screen` ranks them.
+        Rows to keep, ranked as :meth:`~pyro_hea.design.designer.Designer.screen` ranks them.
     chunk_size : int
         Rows per task; memory per worker grows with it.
     workers : int
