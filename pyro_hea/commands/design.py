@@ -131,7 +131,7 @@ def _screen(designer, args, alloys, palette, target):
     import os
 
     from pyro_hea.design.designer import DesignError
-    from pyro_hea.design.space import MAX_SPACE
+    from pyro_hea.design.space import MAX_SPACE, MAX_STREAMED_SPACE, _count_text
 
     asked = [f"--{n.replace('_', '-')}" for n in ("top", "chunk_size", "workers", "scheduler")
              if getattr(args, n) is not None]
@@ -142,6 +142,12 @@ def _screen(designer, args, alloys, palette, target):
     from pyro_hea.design.distributed import SpaceSpec, screen_space
 
     spec = SpaceSpec(tuple(palette), args.k, args.grid_step, args.grid_min, args.grid_max)
+    if spec.size > MAX_STREAMED_SPACE:  # counted, not enumerated: refuse at once, before any chunk runs
+        raise DesignError(
+            f"the generated space has {_count_text(spec.size)} alloys, more than the limit of "
+            f"{MAX_STREAMED_SPACE:,} even in chunks: use a coarser --grid-step, a smaller --palette or a "
+            "narrower --grid-min/--grid-max"
+        )
     if not (asked or os.environ.get("DASK_SCHEDULER_ADDRESS") or spec.size > MAX_SPACE):
         return designer.screen(target=target, palette=palette, k=args.k, grid_step=args.grid_step,
                                min_percent=args.grid_min, max_percent=args.grid_max)

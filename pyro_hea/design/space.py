@@ -34,6 +34,7 @@ from pyro_hea.errors import PyroHeaError
 __all__ = [
     "DEFAULT_PALETTE",
     "MAX_SPACE",
+    "MAX_STREAMED_SPACE",
     "RADIOACTIVE",
     "CompositionRules",
     "DesignSpaceError",
@@ -56,6 +57,10 @@ RADIOACTIVE: tuple[str, ...] = ("Tc", "Pm") + PERIODIC_TABLE[PERIODIC_TABLE.inde
 
 #: Refuse to enumerate generated spaces larger than this many alloys.
 MAX_SPACE = 2_000_000
+
+#: Refuse to screen, even in chunks, generated spaces larger than this many alloys (at some
+#: 10,000 alloys per second and worker, 10^9 alloys is more than a day of one worker).
+MAX_STREAMED_SPACE = 1_000_000_000
 
 
 class DesignSpaceError(PyroHeaError):
