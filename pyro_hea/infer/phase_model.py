@@ -33,7 +33,7 @@ from pyro_hea.infer.metrics import classification_metrics, reconstruction_metric
 from pyro_hea.model.vae import ModelConfig, PhaseVAE
 from pyro_hea.model.priors import LatentPrior, PhasePrior, make_prior, prior_name
 from pyro_hea.data.splits import DescriptorScaler
-from pyro_hea.model.tensors import AlloyTensors
+from pyro_hea.model.tensors import AlloyTensors, CandidateTensors
 from pyro_hea.infer.training import TrainConfig, Trainer
 
 __all__ = ["PhaseModel", "CLASS_NAMES"]
@@ -106,7 +106,8 @@ class PhaseModel:
     @classmethod
     def fit(cls, df: pd.DataFrame, split: pd.Series, model_config: ModelConfig | None = None,
             train_config: TrainConfig | None = None, prior_z: LatentPrior | None = None,
-            prior_y: PhasePrior | None = None, progress: bool = True, **overrides) -> "PhaseModel":
+            prior_y: PhasePrior | None = None, progress: bool = True, candidates=None,
+            **overrides) -> "PhaseModel":
         """Build a model for ``df`` and train it on its split.
 
         Parameters
@@ -124,6 +125,12 @@ class PhaseModel:
             Prior modules (see :mod:`pyro_hea.model.priors`).
         progress : bool
             Show a progress bar.
+        candidates : optional
+            More unlabelled alloys: anything with ``len()``, ``vocabulary``
+            (the model's, :func:`~pyro_hea.data.datasets.element_vocabulary`
+            of ``df``) and ``take(indices)`` returning at.% rows, such as a
+            candidate pool. Read batch by batch (see
+            :mod:`pyro_hea.infer.training`).
         """
         model_config = model_config or ModelConfig()
         train_config = train_config or TrainConfig()
@@ -136,11 +143,11 @@ class PhaseModel:
         train_config.__post_init__()
         torch.manual_seed(train_config.seed)  # the networks' initial weights
         model = cls.build(df, split, model_config, train_config, prior_z, prior_y)
-        model.train(df, split, progress=progress)
+        model.train(df, split, progress=progress, candidates=candidates)
         return model
 
-    def train(self, df: pd.DataFrame, split: pd.Series, progress: bool = True) -> "PhaseModel":
-        """Train (or resume training) on ``df``'s labelled and unlabelled rows, selecting on val."""
+    def train(self, df: pd.DataFrame, split: pd.Series, progress: bool = True, candidates=None) -> "PhaseModel":
+        """Train (or resume training) on ``df``'s labelled and unlabelled rows (and ``candidates``), selecting on val."""
         split = pd.Series(split, index=df.index)
         tensors = self.tensors(df)
         train_rows = split.isin(["labelled", "unlabelled"]).to_numpy()
@@ -156,7 +163,8 @@ class PhaseModel:
                 f"the labelled training alloys hold {found}; a classifier needs at least two of the "
                 f"{self.n_classes} classes {list(self.class_names)}"
             )
-        self.trainer.fit(train, val, progress=progress)
+        pool = None if candidates is None else CandidateTensors(candidates, self.vocabulary, self.scaler)
+        self.trainer.fit(train, val, progress=progress, pool=pool)
         return self
 
     # ------------------------------------------------------------ prediction

@@ -4,8 +4,14 @@
 - Optimizer: :class:`pyro.optim.ClippedAdam` (gradient norm clipped at
   ``clip_norm``); the learning rate decays geometrically each step from
   ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
-- Full batch by default: the whole training set is one step (about a
-  thousand alloys fit easily); ``batch_size`` switches to mini-batches.
+- Full batch up to :data:`FULL_BATCH_LIMIT` training alloys (Pei 2020's
+  thousand fit easily in one step); a larger set, or a pool of unlabelled
+  candidates, is fit in mini-batches of :data:`AUTO_BATCH_SIZE` alloys (or
+  ``batch_size``). Each mini-batch draws labelled and unlabelled alloys in
+  proportion to their numbers, and the model's plates scale each part up to
+  its whole set (``AlloyTensors.population``), so the mini-batch ELBO is an
+  unbiased estimate of the full-batch one. A candidate pool is read batch by
+  batch (``pool.tensors(indices)``) and never held in memory at once.
 - Every ``eval_every`` steps the validation split is scored without moving
   any parameter: the negative ELBO with ``SVI.evaluate_loss`` (the same
   Monte Carlo draws at every evaluation, so that evaluations compare the
@@ -31,6 +37,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pyro
@@ -43,10 +50,30 @@ from pyro_hea.errors import PyroHeaError
 from pyro_hea.model.vae import PhaseVAE
 from pyro_hea.model.tensors import AlloyTensors
 
-__all__ = ["TrainConfig", "TrainingError", "TrainingState", "Trainer", "make_elbo", "SELECTION_RULES"]
+__all__ = ["TrainConfig", "TrainingError", "TrainingState", "Trainer", "UnlabelledPool", "make_elbo",
+           "SELECTION_RULES", "FULL_BATCH_LIMIT", "AUTO_BATCH_SIZE"]
 
 #: What model selection on the validation split can keep (see the module docstring).
 SELECTION_RULES = ("per_network", "val_log_loss", "val_loss")
+
+#: Training sets up to this many alloys (labelled, unlabelled and pool) are fit full batch by default.
+FULL_BATCH_LIMIT = 4096
+
+#: Alloys per mini-batch when ``batch_size`` is None and the training set is larger than FULL_BATCH_LIMIT.
+AUTO_BATCH_SIZE = 1024
+
+
+@runtime_checkable
+class UnlabelledPool(Protocol):
+    """Unlabelled alloys read batch by batch: ``len(pool)`` and ``pool.tensors(indices)``.
+
+    ``tensors`` returns :class:`~pyro_hea.model.tensors.AlloyTensors` (labels
+    -1) for the given row indices, in their order.
+    """
+
+    def __len__(self) -> int: ...
+
+    def tensors(self, indices: np.ndarray) -> AlloyTensors: ...
 
 
 class TrainingError(PyroHeaError):
@@ -68,7 +95,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.1
     clip_norm: float = 10.0
     classifier_weight_decay: float = 3.0
-    batch_size: int | None = None
+    batch_size: int | None = None  # None: full batch up to FULL_BATCH_LIMIT alloys, else AUTO_BATCH_SIZE
     eval_every: int = 25
     patience: int = 30
     select_on: str = "per_network"
@@ -185,8 +212,22 @@ class Trainer:
             self.optim.set_state(state)
             self._pending_optimizer_state = dict(state)
 
-    def fit(self, train: AlloyTensors, val: AlloyTensors | None = None, progress: bool = True) -> TrainingState:
-        """Train on ``train`` (labels < 0 are unlabelled); select on ``val``.
+    def batch_size(self, n_train: int) -> int | None:
+        """Alloys per mini-batch for a training set of ``n_train`` (None: full batch).
+
+        Examples
+        --------
+        >>> trainer = Trainer(PhaseVAE(["Fe", "Ni"]))
+        >>> trainer.batch_size(900), trainer.batch_size(10_000)
+        (None, 1024)
+        """
+        if self.config.batch_size is not None:
+            return self.config.batch_size if self.config.batch_size < n_train else None
+        return None if n_train <= FULL_BATCH_LIMIT else AUTO_BATCH_SIZE
+
+    def fit(self, train: AlloyTensors, val: AlloyTensors | None = None, progress: bool = True,
+            pool: UnlabelledPool | None = None) -> TrainingState:
+        """Train on ``train`` (labels < 0 are unlabelled) and the unlabelled ``pool``; select on ``val``.
 
         Calling ``fit`` again continues from the current state (resume).
         """
@@ -196,8 +237,15 @@ class Trainer:
             raise TrainingError("the training split has no labelled alloy")
         if val is not None and not bool(val.labelled.all()):
             raise TrainingError("every validation alloy needs a label")
+        if pool is not None and not isinstance(pool, UnlabelledPool):
+            raise TrainingError(f"pool must have len() and .tensors(indices), got {type(pool).__name__}")
+        pool = pool if pool is not None and len(pool) > 0 else None
+        n_train = len(train) + (len(pool) if pool is not None else 0)
         # w = alpha * N_train / N_labelled: alpha * N_train on the mean classification loss
-        self.vae.set_label_weight(len(train), len(labelled))
+        self.vae.set_label_weight(n_train, len(labelled))
+        if pool is not None and self.batch_size(n_train) is None:  # a small pool joins the full batch once
+            unlabelled, pool = AlloyTensors.concat([unlabelled, pool.tensors(np.arange(len(pool)))]), None
+        self._pool = pool
         pyro.set_rng_seed(cfg.seed + self.state.step)
         generator = np.random.default_rng(cfg.seed + self.state.step)
         bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress, desc="SVI", unit="step")
@@ -217,17 +265,19 @@ class Trainer:
     def _fit_loop(self, labelled, unlabelled, val, generator, bar) -> None:
         cfg = self.config
         with pyro.get_param_store().scope(self._param_scope) as scope:
-            svi = self._svi(labelled_only=len(unlabelled) == 0)  # nothing to enumerate without unlabelled rows
+            pool = self._pool
+            # nothing to enumerate without unlabelled rows
+            svi = self._svi(labelled_only=len(unlabelled) == 0 and pool is None)
             running = []
             while self.state.step < cfg.steps:
-                batch_l, batch_u = self._batch(labelled, unlabelled, generator)
+                batch_l, batch_u = self._batch(labelled, unlabelled, pool, generator)
                 try:
                     loss = svi.step(batch_l, batch_u)
                 except ValueError as err:  # Pyro's check of a distribution's NaN / Inf parameters
                     if "invalid values" not in str(err):
                         raise
                     loss = float("nan")
-                n = len(batch_l) + len(batch_u)
+                n = batch_l.size + batch_u.size  # the loss is scaled up to the whole training set
                 if not math.isfinite(loss):
                     raise TrainingError(
                         f"the training loss became {loss} at step {self.state.step + 1}; lower the "
@@ -257,15 +307,26 @@ class Trainer:
             for group in optim.param_groups:
                 group["lr"] = max(group["lr"], floor)
 
-    def _batch(self, labelled, unlabelled, generator):
-        size = self.config.batch_size
-        if size is None:
+    def _batch(self, labelled, unlabelled, pool, generator):
+        """One step's alloys: everything (full batch), or a mini-batch of each part.
+
+        Labelled and unlabelled alloys are drawn without replacement in
+        proportion to their numbers (at least one of each), and each part is
+        marked with the size of its whole set, which the plates scale it up to.
+        """
+        n_l, n_u = len(labelled), len(unlabelled) + (len(pool) if pool is not None else 0)
+        size = self.batch_size(n_l + n_u)
+        if size is None:  # (a pool was joined to the unlabelled rows in fit)
             return labelled, unlabelled
-        n_l, n_u = len(labelled), len(unlabelled)
-        take_l = max(1, round(size * n_l / (n_l + n_u)))
-        idx_l = generator.choice(n_l, size=min(take_l, n_l), replace=False)
-        idx_u = generator.choice(n_u, size=min(size - len(idx_l), n_u), replace=False) if n_u else []
-        return labelled[idx_l], unlabelled[np.asarray(idx_u, dtype=int)]
+        take_l = min(n_l, max(1, round(size * n_l / (n_l + n_u))))
+        take_u = min(n_u, max(1, size - take_l)) if n_u else 0
+        batch_l = labelled[generator.choice(n_l, size=take_l, replace=False)].as_minibatch(n_l)
+        idx_u = np.sort(generator.choice(n_u, size=take_u, replace=False)) if take_u else np.arange(0)
+        in_rows = idx_u[idx_u < len(unlabelled)]
+        batch_u = unlabelled[in_rows]
+        if pool is not None and len(in_rows) < len(idx_u):
+            batch_u = AlloyTensors.concat([batch_u, pool.tensors(idx_u[len(in_rows):] - len(unlabelled))])
+        return batch_l, batch_u.as_minibatch(n_u) if take_u else batch_u
 
     def _evaluate(self, svi: SVI, train_loss: float, val: AlloyTensors | None) -> bool:
         st = self.state

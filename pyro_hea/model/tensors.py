@@ -14,7 +14,7 @@ from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, featurize
 from pyro_hea.errors import PyroHeaError
 from pyro_hea.data.splits import DescriptorScaler
 
-__all__ = ["AlloyTensors", "labels_from_frame"]
+__all__ = ["AlloyTensors", "CandidateTensors", "labels_from_frame"]
 
 
 def labels_from_frame(df: pd.DataFrame, n_classes: int) -> np.ndarray:
@@ -52,12 +52,18 @@ class AlloyTensors:
         The descriptors standardized with the training scaler.
     y : Tensor (n,) of long
         Class index, -1 where the label is unknown or hidden.
+    population : int, optional
+        How many alloys this batch stands for, when it is a mini-batch drawn
+        from a larger set; the model's plates scale its log-density by
+        ``population / n`` (see :meth:`as_minibatch`). ``None``: the batch is
+        the whole set.
     """
 
     x: torch.Tensor
     descriptors: torch.Tensor
     features: torch.Tensor
     y: torch.Tensor
+    population: int | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -68,13 +74,45 @@ class AlloyTensors:
         return AlloyTensors(self.x[index], self.descriptors[index], self.features[index], self.y[index])
 
     @property
+    def size(self) -> int:
+        """The number of alloys the batch stands for: ``population``, else its length."""
+        return len(self) if self.population is None else self.population
+
+    def as_minibatch(self, population: int) -> "AlloyTensors":
+        """The same alloys, marked as a mini-batch of a set of ``population`` alloys.
+
+        Examples
+        --------
+        >>> s = DescriptorScaler(np.zeros(8), np.ones(8))
+        >>> batch = AlloyTensors.from_compositions(np.array([[50.0, 50.0]]), ["Fe", "Ni"], s)
+        >>> batch.as_minibatch(1000).size
+        1000
+        """
+        if population < len(self):
+            raise PyroHeaError(f"a mini-batch of {len(self)} alloys cannot stand for only {population}")
+        return AlloyTensors(self.x, self.descriptors, self.features, self.y, int(population))
+
+    @classmethod
+    def concat(cls, parts: Sequence["AlloyTensors"]) -> "AlloyTensors":
+        """The alloys of ``parts`` one after the other (a whole set, no population).
+
+        Examples
+        --------
+        >>> s = DescriptorScaler(np.zeros(8), np.ones(8))
+        >>> a = AlloyTensors.from_compositions(np.array([[50.0, 50.0]]), ["Fe", "Ni"], s)
+        >>> len(AlloyTensors.concat([a, a]))
+        2
+        """
+        return cls(*(torch.cat([getattr(p, name) for p in parts]) for name in ("x", "descriptors", "features", "y")))
+
+    @property
     def labelled(self) -> torch.Tensor:
         """Boolean mask of the alloys with a label."""
         return self.y >= 0
 
     def hide_labels(self) -> "AlloyTensors":
         """A copy with every label set unknown."""
-        return AlloyTensors(self.x, self.descriptors, self.features, torch.full_like(self.y, -1))
+        return AlloyTensors(self.x, self.descriptors, self.features, torch.full_like(self.y, -1), self.population)
 
     @classmethod
     def from_compositions(
@@ -117,3 +155,41 @@ class AlloyTensors:
             features=torch.tensor(scaler.transform(raw), dtype=torch.float32),
             y=torch.tensor(labels_from_frame(df, n_classes), dtype=torch.long),
         )
+
+
+class CandidateTensors:
+    """Unlabelled candidates as :class:`AlloyTensors`, built batch by batch.
+
+    Wraps anything with ``len()``, a ``vocabulary`` and ``take(indices)``
+    (at.% rows over that vocabulary), such as a candidate pool; the rows of
+    a batch are featurized and standardized when the batch is asked for, so
+    the whole pool is never one tensor.
+
+    Examples
+    --------
+    >>> class Two:
+    ...     vocabulary = ("Fe", "Ni")
+    ...     def __len__(self): return 2
+    ...     def take(self, idx): return np.array([[50.0, 50.0], [25.0, 75.0]])[idx]
+    >>> pool = CandidateTensors(Two(), ["Fe", "Ni"], DescriptorScaler(np.zeros(8), np.ones(8)))
+    >>> pool.tensors(np.array([1])).x.tolist(), pool.tensors(np.array([1])).y.tolist()
+    ([[25.0, 75.0]], [-1])
+    """
+
+    def __init__(self, candidates, vocabulary: Sequence[str], scaler: DescriptorScaler):
+        given = tuple(getattr(candidates, "vocabulary", ()))
+        if given != tuple(vocabulary):
+            raise PyroHeaError(f"the candidates are over elements {list(given)[:6]}..., not the model's "
+                               f"vocabulary of {len(vocabulary)} elements; build them with the model's vocabulary")
+        self.candidates, self.vocabulary, self.scaler = candidates, tuple(vocabulary), scaler
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def tensors(self, indices: np.ndarray) -> AlloyTensors:
+        """The candidates at ``indices`` (labels -1)."""
+        x = np.asarray(self.candidates.take(np.asarray(indices, dtype=np.int64)), dtype=float)
+        if x.shape != (len(indices), len(self.vocabulary)):
+            raise PyroHeaError(f"the candidates gave rows of shape {x.shape}, expected "
+                               f"({len(indices)}, {len(self.vocabulary)})")
+        return AlloyTensors.from_compositions(x, self.vocabulary, self.scaler)

@@ -78,7 +78,7 @@ from pyro_hea.model.networks import (CompositionDecoder, DescriptorDecoder, Desc
 from pyro_hea.model.priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
 from pyro_hea.model.tensors import AlloyTensors
 
-__all__ = ["ModelConfig", "PhaseVAE"]
+__all__ = ["ModelConfig", "PhaseVAE", "alloy_plate"]
 
 DECODERS = {"linear": LinearCompositionDecoder, "mlp": CompositionDecoder}
 
@@ -154,6 +154,27 @@ class ModelConfig:
         return asdict(self)
 
 
+def alloy_plate(name: str, alloys: AlloyTensors) -> pyro.plate:
+    """The plate over a batch of alloys.
+
+    A mini-batch of n alloys drawn from a set of N (``alloys.population``)
+    enters the ELBO scaled by N / n, so that its expectation over batches is
+    the full-batch ELBO.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyro_hea.data.splits import DescriptorScaler
+    >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
+    ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
+    >>> alloy_plate("alloys", a.as_minibatch(10)).size
+    10
+    """
+    if alloys.population is None:
+        return pyro.plate(name, len(alloys))
+    return pyro.plate(name, alloys.population, subsample=torch.arange(len(alloys)))
+
+
 class PhaseVAE(nn.Module):
     """The generative model p(x, f, y, z, u) and the guide q(y, z, u | x) of pyro-hea.
 
@@ -223,7 +244,7 @@ class PhaseVAE(nn.Module):
             if alloys is None or len(alloys) == 0:
                 continue
             observed_y = alloys.y if part == "labelled" else None
-            with pyro.plate(f"alloys_{part}", len(alloys)):
+            with alloy_plate(f"alloys_{part}", alloys):
                 y = pyro.sample(f"y_{part}", self.prior_y(alloys), obs=observed_y)
                 z = pyro.sample(f"z_{part}", self.prior_z(alloys))
                 pyro.sample(
@@ -245,7 +266,7 @@ class PhaseVAE(nn.Module):
         for part, alloys in (("labelled", labelled), ("unlabelled", unlabelled)):
             if alloys is None or len(alloys) == 0:
                 continue
-            with pyro.plate(f"alloys_{part}", len(alloys)):
+            with alloy_plate(f"alloys_{part}", alloys):
                 q_y = dist.Categorical(logits=self.classifier(alloys.x, alloys.features))
                 if part == "labelled":
                     y = alloys.y
