@@ -320,10 +320,12 @@ class CandidatePool:
         percent = _csr_percent(offsets, amounts)
         del amounts
         report = dict(_report or {})
-        split_of, first = _match(offsets, elements, percent, _exclusion_rows(exclude, vocabulary))
+        no_data = _without_descriptor_data(offsets, elements, vocabulary)
+        split_of, first = _match(offsets, elements, percent, _exclusion_rows(exclude, vocabulary), no_data)
         names = list((exclude or {}).keys())
-        keep = (split_of < 0) & first
-        counts = {"duplicate": int(((split_of < 0) & ~first).sum()),
+        keep = (split_of < 0) & first & ~no_data
+        report["no_descriptor_data"] = int(no_data.sum())
+        counts = {"duplicate": int(((split_of < 0) & ~first & ~no_data).sum()),
                   "in_dataset": {str(name): int((split_of == j).sum()) for j, name in enumerate(names)}}
         kept_lengths = lengths[keep]
         entry_keep = np.repeat(keep, lengths)
@@ -385,7 +387,6 @@ class CandidatePool:
         --------
         >>> CandidatePool.from_file("candidates.csv", model.vocabulary)  # needs a file and a model  # doctest: +SKIP
         """
-        from pyro_hea.data.descriptors import _missing_pairs
         from pyro_hea.data.tables import LABEL_COLUMNS, FORMULA_COLUMNS, column_key, find_column, read_table, \
             table_records
 
@@ -410,7 +411,6 @@ class CandidatePool:
         if labels:
             notes.append(f"label column {', '.join(map(repr, labels))} ignored: candidates join the unlabelled split")
         index = {el: i for i, el in enumerate(vocabulary)}
-        pairs = [pair for pair in _missing_pairs() if pair <= set(index)]
         offsets, elements, amounts = array("q", [0]), array("h"), array("d")
         issues: list[RowIssue] = []
         outside: Counter = Counter()
@@ -430,19 +430,16 @@ class CandidatePool:
                 counts["outside_vocabulary"] += 1
                 outside.update(missing)
                 continue
-            if any(pair <= composition.keys() for pair in pairs):
-                counts["no_descriptor_data"] += 1
-                continue
             elements.extend(index[el] for el in composition)
             amounts.extend(composition.values())
             offsets.append(len(elements))
         del table
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         report = {
-            "kind": "file", "bad": counts["malformed"] + counts["outside_vocabulary"] + counts["no_descriptor_data"],
+            "kind": "file", "bad": counts["malformed"] + counts["outside_vocabulary"],
             "malformed": counts["malformed"], "malformed_rows": [_issue(i) for i in issues],
             "outside_vocabulary": counts["outside_vocabulary"], "outside_elements": dict(outside.most_common()),
-            "no_descriptor_data": counts["no_descriptor_data"], "empty_rows": counts["empty_rows"],
+            "empty_rows": counts["empty_rows"],
             "formula_column": str(column), "ignored_columns": ignored, "notes": notes,
             "description": {"kind": "file", "path": str(path.resolve()), "formula_column": str(column),
                             "bytes": path.stat().st_size, "sha256": digest},
@@ -520,14 +517,28 @@ class CandidatePool:
                    columns=np.array([index[el] for el in palette], dtype=np.int64), skipped=skipped)
 
 
-def _match(offsets, elements, percent, exclusions):
-    """For each alloy: the split (position in ``exclusions``) it equals or -1, and whether it is the first of its composition."""
+def _without_descriptor_data(offsets, elements, vocabulary) -> np.ndarray:
+    """Which alloys hold an element pair without descriptor data (Th-U: no Miedema enthalpy)."""
+    from pyro_hea.data.descriptors import _missing_pairs
+
+    out = np.zeros(len(offsets) - 1, dtype=bool)
+    index = {el: i for i, el in enumerate(vocabulary)}
+    for pair in _missing_pairs():
+        if pair <= index.keys():
+            hits = np.isin(elements, [index[el] for el in pair]).astype(np.int32)
+            out |= np.add.reduceat(hits, offsets[:-1]) == 2
+    return out
+
+
+def _match(offsets, elements, percent, exclusions, skip):
+    """For each alloy not in ``skip``: the split (position in ``exclusions``) it equals or -1, and whether it
+    is the first of its composition."""
     n = len(offsets) - 1
     lengths = np.diff(offsets)
     split_of = np.full(n, -1, dtype=np.int64)
     first = np.ones(n, dtype=bool)
-    for length in np.unique(lengths):
-        rows = np.flatnonzero(lengths == length)
+    for length in np.unique(lengths[~skip]):
+        rows = np.flatnonzero((lengths == length) & ~skip)
         ex_codes, ex_split = [], []
         for j, pairs in enumerate(exclusions.values()):
             for e, p in pairs:

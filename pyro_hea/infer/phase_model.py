@@ -106,7 +106,8 @@ class PhaseModel:
     @classmethod
     def fit(cls, df: pd.DataFrame, split: pd.Series, model_config: ModelConfig | None = None,
             train_config: TrainConfig | None = None, prior_z: LatentPrior | None = None,
-            prior_y: PhasePrior | None = None, progress: bool = True, **overrides) -> "PhaseModel":
+            prior_y: PhasePrior | None = None, progress: bool = True, candidates=None,
+            **overrides) -> "PhaseModel":
         """Build a model for ``df`` and train it on its split.
 
         Parameters
@@ -124,6 +125,9 @@ class PhaseModel:
             Prior modules (see :mod:`pyro_hea.model.priors`).
         progress : bool
             Show a progress bar.
+        candidates : CandidatePool, optional
+            Unlabelled candidates (:class:`~pyro_hea.data.candidates.CandidatePool`)
+            that join the unlabelled training split.
         """
         model_config = model_config or ModelConfig()
         train_config = train_config or TrainConfig()
@@ -136,11 +140,14 @@ class PhaseModel:
         train_config.__post_init__()
         torch.manual_seed(train_config.seed)  # the networks' initial weights
         model = cls.build(df, split, model_config, train_config, prior_z, prior_y)
-        model.train(df, split, progress=progress)
+        model.train(df, split, progress=progress, candidates=candidates)
         return model
 
-    def train(self, df: pd.DataFrame, split: pd.Series, progress: bool = True) -> "PhaseModel":
+    def train(self, df: pd.DataFrame, split: pd.Series, progress: bool = True, candidates=None) -> "PhaseModel":
         """Train (or resume training) on ``df``'s labelled and unlabelled rows, selecting on val."""
+        if candidates is not None:  # TODO(training side): train on the pool's candidates as unlabelled rows
+            raise NotImplementedError("training with a candidate pool is not implemented yet (the training side "
+                                      "of issue 11 section 2)")
         split = pd.Series(split, index=df.index)
         tensors = self.tensors(df)
         train_rows = split.isin(["labelled", "unlabelled"]).to_numpy()
