@@ -12,6 +12,28 @@ MODES = ("screen", "latent", "invert", "interpolate")
 POOLS = ("target", "rules", "all")  # pyro_hea.design.latent.POOLS (not imported here: it loads torch)
 
 
+#: The defaults of :func:`add_space_arguments` (``pyro-hea train`` fills them in itself).
+SPACE_DEFAULTS = {"palette": ",".join(DEFAULT_PALETTE), "k": 5, "grid_step": None, "grid_min": 5.0, "grid_max": 35.0}
+
+
+def add_space_arguments(group, palette_help: str, defaults: bool = True) -> None:
+    """``--palette``, ``--k``, ``--grid-step``, ``--grid-min``, ``--grid-max``: a generated space.
+
+    ``design --mode screen`` and ``train --unlabelled-space`` share them;
+    with ``defaults=False`` an option left out is None (so that ``train``
+    can tell whether it was given) and :data:`SPACE_DEFAULTS` holds the value.
+    """
+    default = (lambda name: SPACE_DEFAULTS[name]) if defaults else (lambda name: None)
+    group.add_argument("--palette", default=default("palette"), help=palette_help)
+    group.add_argument("--k", type=int, default=default("k"), help="elements per alloy of the generated space "
+                                                                 "(default 5)")
+    group.add_argument("--grid-step", type=float, help="at.%% step of a non-equimolar grid (else equimolar alloys)")
+    group.add_argument("--grid-min", type=float, default=default("grid_min"),
+                       help="lowest at.%% of an element on the grid (default 5)")
+    group.add_argument("--grid-max", type=float, default=default("grid_max"),
+                       help="highest at.%% of an element on the grid (default 35)")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "design", help="design alloys with a trained run: screen, latent, invert or interpolate",
@@ -29,14 +51,9 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("screen and palette")
     g.add_argument("--input", help="CSV file with a formula column to screen (else a generated space)")
     g.add_argument("--formula-column", default="formula", help="column of --input with the formulas")
-    g.add_argument("--palette", default=",".join(DEFAULT_PALETTE),
-                   help="comma-separated elements of the generated space (screen) and of decoded alloys "
-                        "(latent, invert, interpolate); default: the common HEA elements; 'all' lets decodes "
-                        "use the model's whole vocabulary")
-    g.add_argument("--k", type=int, default=5, help="elements per alloy of the generated space")
-    g.add_argument("--grid-step", type=float, help="at.%% step of a non-equimolar grid (else equimolar alloys)")
-    g.add_argument("--grid-min", type=float, default=5.0, help="lowest at.%% of an element on the grid")
-    g.add_argument("--grid-max", type=float, default=35.0, help="highest at.%% of an element on the grid")
+    add_space_arguments(g, "comma-separated elements of the generated space (screen) and of decoded alloys "
+                           "(latent, invert, interpolate); default: the common HEA elements; 'all' lets decodes "
+                           "use the model's whole vocabulary")
     g = p.add_argument_group(
         "screening at scale", "stream a generated space in chunks and keep the best rows (on Dask); used when "
         "any of these is given, when DASK_SCHEDULER_ADDRESS is set, or when the space is too large to build")

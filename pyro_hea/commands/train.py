@@ -14,6 +14,7 @@ import sys
 import time
 
 from pyro_hea.commands.data import add_dataset_arguments, dataset_options
+from pyro_hea.commands.design import SPACE_DEFAULTS, add_space_arguments
 from pyro_hea.commands.options import check_int, check_number, check_seed
 
 Z_PRIOR_NAMES = ("descriptor-aligned", "family-mixture", "standard-normal")
@@ -47,6 +48,22 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="full-batch SVI steps, an epoch each (default: TrainConfig.steps)")
     p.add_argument("--lr", type=float, help="learning rate (default: TrainConfig.lr)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing on success")
+    g = p.add_argument_group(
+        "unlabelled candidates",
+        "compositions without labels added to the unlabelled training split: a file (--unlabelled) or a generated "
+        "design space (--unlabelled-space, set by --palette, --k, --grid-step, --grid-min and --grid-max, the "
+        "options of design --mode screen). A candidate that equals an alloy of the dataset (any split), repeats "
+        "another, is malformed or has an element outside the dataset's is dropped; the counts are printed "
+        "before training and kept in config.json")
+    g.add_argument("--unlabelled", metavar="FILE",
+                   help="CSV, TSV or Excel file with a formula column (a label column is ignored); malformed rows "
+                        "are reported by line and left out")
+    g.add_argument("--unlabelled-formula-column", metavar="COLUMN",
+                   help="column of --unlabelled with the formulas (default: found as for --dataset)")
+    g.add_argument("--unlabelled-space", action="store_true",
+                   help="add every alloy of a generated space (at most 10^7) as an unlabelled candidate")
+    add_space_arguments(g, "comma-separated elements of the --unlabelled-space; default: the common HEA elements, "
+                           "which must all be in the dataset", defaults=False)
     p.set_defaults(run=run_train)
 
     e = sub.add_parser("evaluate", help="reload a run's checkpoint and print its metrics")
@@ -72,6 +89,47 @@ def _check_options(args) -> None:
     if args.total_count is not None and not 1 <= args.total_count <= 10**9:
         raise PyroHeaError(f"--total-count must be a positive number of atoms (total_count) up to 1e9, "
                            f"got {args.total_count}")
+    _check_candidate_options(args)
+
+
+def _check_candidate_options(args) -> None:
+    from pyro_hea.errors import PyroHeaError
+
+    space = [f"--{n.replace('_', '-')}" for n in SPACE_DEFAULTS if getattr(args, n) is not None]
+    if args.unlabelled is not None and args.unlabelled_space:
+        raise PyroHeaError("--unlabelled and --unlabelled-space both add unlabelled candidates; give one of them")
+    if space and not args.unlabelled_space:
+        raise PyroHeaError(f"{', '.join(space)} set the generated space of --unlabelled-space; add it, "
+                           "or leave them out")
+    if args.unlabelled_formula_column is not None and args.unlabelled is None:
+        raise PyroHeaError("--unlabelled-formula-column names a column of the --unlabelled file; give the file")
+    check_int(args, "k", 1, 118)
+    check_number(args, "grid_step", 0.0, 100.0, low_open=True)
+    check_number(args, "grid_min", 0.0, 100.0, low_open=True)
+    check_number(args, "grid_max", 0.0, 100.0, low_open=True)
+
+
+def candidate_pool(args, df, split):
+    """The pool of ``--unlabelled`` or ``--unlabelled-space`` over the dataset's vocabulary, or None.
+
+    A candidate equal to an alloy of any split of ``df`` is left out.
+    """
+    if args.unlabelled is None and not args.unlabelled_space:
+        return None
+    from pyro_hea.data.candidates import CandidatePool, split_exclusions
+    from pyro_hea.data.datasets import element_vocabulary
+
+    vocabulary = element_vocabulary(df)  # the model's vocabulary (PhaseModel.build)
+    exclude = split_exclusions(df, split)
+    if args.unlabelled is not None:
+        return CandidatePool.from_file(args.unlabelled, vocabulary, exclude,
+                                       formula_column=args.unlabelled_formula_column or "auto")
+    from pyro_hea.design.distributed import SpaceSpec
+
+    value = {n: SPACE_DEFAULTS[n] if getattr(args, n) is None else getattr(args, n) for n in SPACE_DEFAULTS}
+    palette = tuple(el.strip() for el in value["palette"].split(",") if el.strip())
+    spec = SpaceSpec(palette, value["k"], value["grid_step"], value["grid_min"], value["grid_max"])
+    return CandidatePool.from_space(spec, vocabulary, exclude)
 
 
 def run_train(args) -> int:
@@ -97,11 +155,14 @@ def run_train(args) -> int:
         df = load_dataset(args.dataset, **dataset_options(args))
         split = paper_split(df, seed=args.seed, label_fraction=args.label_fraction, stratify=args.stratify,
                             label=label)
+        pool = candidate_pool(args, df, split)
+        if pool is not None and not args.quiet:
+            print(pool.summary_text(), flush=True)
         started = time.perf_counter()
         model = PhaseModel.fit(
             df, split, model_config, train_config,
             prior_z=make_prior("z", args.prior_z), prior_y=make_prior("y", args.prior_y),
-            progress=not args.quiet,
+            progress=not args.quiet, candidates=pool,
         )
         seconds = time.perf_counter() - started
         model.metadata["dataset"] = dataset
@@ -114,6 +175,8 @@ def run_train(args) -> int:
             "prior_y": args.prior_y, "model": model_config.to_dict(), "training": train_config.to_dict(),
             "split_counts": {k: int(v) for k, v in split.value_counts().items()},
         }
+        if pool is not None:  # the pool is not needed to load the run; this records what was trained on
+            config["unlabelled_candidates"] = {"source": pool.to_dict(), "summary": pool.summary()}
         write_json(out / "config.json", config)
         metrics = split_metrics(model, df, split)
         metrics["fit_seconds"] = seconds

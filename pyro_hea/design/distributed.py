@@ -139,6 +139,132 @@ class SpaceSpec:
         x[np.arange(len(rows))[:, None], combos[rows // cells - first]] = grid[rows % cells]
         return x, self.palette
 
+    def _cell_grid(self) -> np.ndarray:
+        if self.grid_step is None:
+            return np.full((1, self.k), 100.0 / self.k)
+        return _grid(self.k, *self._grid_args()) * self.grid_step
+
+    def take(self, rows) -> np.ndarray:
+        """Rows ``rows`` (any order, repeats allowed) as at.% over the palette, built on demand.
+
+        Row ``i`` is :meth:`block`'s row ``i``: element set ``i // cells``
+        (the k-subset unranked in lexicographic order) with grid cell
+        ``i % cells``. Vectorized: 1,000 random rows take about a millisecond.
+
+        Examples
+        --------
+        >>> spec = SpaceSpec(("Co", "Cr", "Fe", "Ni", "Mn"), 4)
+        >>> formulas(spec.take([4, 0]), spec.palette)
+        ['Cr25Fe25Mn25Ni25', 'Co25Cr25Fe25Ni25']
+        """
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise DesignSpaceError(f"rows must be a 1-D array of integers, got {rows.dtype} of shape {rows.shape}")
+        rows = rows.astype(np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.size):
+            raise DesignSpaceError(f"rows must be in [0, {self.size}), got {int(rows.min())} to {int(rows.max())}")
+        cells = self.cells
+        combos = _unrank_combinations(len(self.palette), self.k, rows // cells)
+        x = np.zeros((len(rows), len(self.palette)))
+        x[np.arange(len(rows))[:, None], combos] = self._cell_grid()[rows % cells]
+        return x
+
+    def index_of(self, x_percent, tol: float = 0.005) -> np.ndarray:
+        """The row of the space that each composition is (within ``tol`` at.%), or -1 where none is.
+
+        ``x_percent`` holds at.% over the palette, one row per composition
+        (rows are renormalized to 100 first).
+
+        Examples
+        --------
+        >>> spec = SpaceSpec(("Co", "Cr", "Fe", "Ni", "Mn"), 4)
+        >>> spec.index_of(np.array([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1.0]])).tolist()
+        [4, -1]
+        """
+        x = np.asarray(x_percent, dtype=float)
+        if x.ndim != 2 or x.shape[1] != len(self.palette):
+            raise DesignSpaceError(f"x_percent must be (alloys, {len(self.palette)}) over the palette, got {x.shape}")
+        out = np.full(len(x), -1, dtype=np.int64)
+        n, k = len(self.palette), self.k
+        for i, row in enumerate(x):
+            total = row.sum()
+            if not (np.isfinite(total) and total > 0):
+                continue
+            row = 100.0 * row / total
+            present = np.flatnonzero(row > tol)
+            if len(present) != k:
+                continue
+            amounts = row[present]
+            if self.grid_step is None:
+                if np.all(np.abs(amounts - 100.0 / k) <= tol):
+                    index = _rank_combination(n, k, present.tolist())
+                    out[i] = index if index < self.size else -1
+                continue
+            units = np.rint(amounts / self.grid_step)
+            total_units, low, high = self._grid_args()
+            if (np.all(np.abs(amounts - units * self.grid_step) <= tol) and units.min() >= low
+                    and units.max() <= high and int(units.sum()) == total_units):
+                cell = _rank_cell([int(u) for u in units], total_units, low, high)
+                index = _rank_combination(n, k, present.tolist()) * self.cells + cell
+                out[i] = index if index < self.size else -1
+        return out
+
+    def to_dict(self) -> dict:
+        """The settings and the size, as JSON-ready data.
+
+        Examples
+        --------
+        >>> SpaceSpec(("Co", "Cr", "Fe"), 2).to_dict()["size"]
+        3
+        """
+        return {"palette": list(self.palette), "k": self.k, "grid_step": self.grid_step,
+                "min_percent": self.min_percent, "max_percent": self.max_percent, "limit": self.limit,
+                "size": self.size}
+
+
+def _unrank_combinations(n: int, k: int, ranks: np.ndarray) -> np.ndarray:
+    """The k-subsets of range(n) of lexicographic ranks ``ranks``, vectorized (the combinatorial number system)."""
+    table = np.array([[math.comb(a, b) for b in range(k + 1)] for a in range(n + 1)], dtype=np.int64)
+    rank = np.array(ranks, dtype=np.int64)
+    out = np.empty((len(rank), k), dtype=np.int64)
+    x = np.zeros(len(rank), dtype=np.int64)
+    for i in range(k):
+        for _ in range(n):
+            ok = x < n - (k - i) + 1
+            step = table[np.clip(n - x - 1, 0, n), k - i - 1]
+            move = ok & (step <= rank)
+            if not move.any():
+                break
+            rank -= np.where(move, step, 0)
+            x += move
+        out[:, i] = x
+        x = x + 1
+    return out
+
+
+def _rank_combination(n: int, k: int, combo: Sequence[int]) -> int:
+    """The lexicographic rank of the sorted k-subset ``combo`` of range(n) (the inverse of the unranking)."""
+    rank, x = 0, 0
+    for i, c in enumerate(combo):
+        while x < c:
+            rank += math.comb(n - x - 1, k - i - 1)
+            x += 1
+        x = c + 1
+    return rank
+
+
+def _rank_cell(units: Sequence[int], total: int, low: int, high: int) -> int:
+    """The position of the integer vector ``units`` in :func:`~pyro_hea.design.space._simplex_grid`'s order."""
+    k, rank, used = len(units), 0, 0
+    for position, u in enumerate(units):
+        remaining = k - position - 1
+        lo = max(low, total - used - remaining * high)
+        for v in range(lo, u):
+            rest = total - used - v
+            rank += (rest == 0) if remaining == 0 else _grid_count(remaining, rest, low, high)
+        used += u
+    return rank
+
 
 @functools.lru_cache(maxsize=8)
 def _grid(k: int, total: int, low: int, high: int) -> np.ndarray:
