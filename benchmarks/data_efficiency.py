@@ -76,9 +76,16 @@ PYRO_METHODS = {
     "pyro-hea/classifier-only": ("standard-normal", "uniform", {}, "classifier-only"),
     "pyro-hea/expert-z": ("descriptor-aligned", "uniform", {}, "semi"),
     "pyro-hea/expert-y": ("standard-normal", "empirical-rules", {}, "semi"),
+    "pyro-hea/candidates": ("standard-normal", "uniform", {}, "candidates"),
+    "pyro-hea/hidden+candidates": ("standard-normal", "uniform", {}, "semi+candidates"),
 }
-#: Methods run at some label fractions only (the expert priors: where labels are few).
-METHOD_FRACTIONS = {"pyro-hea/expert-z": (0.05, 0.1), "pyro-hea/expert-y": (0.05, 0.1)}
+#: Methods run at some label fractions only (the expert priors and the candidate pools: where labels are few).
+METHOD_FRACTIONS = {"pyro-hea/expert-z": (0.05, 0.1), "pyro-hea/expert-y": (0.05, 0.1),
+                    "pyro-hea/candidates": (0.05, 0.1), "pyro-hea/hidden+candidates": (0.05, 0.1)}
+#: The real unlabelled candidates of the "candidates" rows: every equimolar alloy of this many
+#: elements from the default palette (4,845 + 15,504 + 38,760 for 20 elements; 9,373 for 15),
+#: less those that are dataset alloys.
+CANDIDATE_K = (4, 5, 6)
 
 #: Supervised baselines: grids searched on the validation split.
 BASELINE_GRIDS = {
@@ -218,13 +225,17 @@ def fit_pyro(method: str, df, split, seed: int, pyro_settings: dict) -> dict:
     prior_z, prior_y, extra, mode = PYRO_METHODS[method]
     settings = {**pyro_settings, **extra}
     settings.setdefault("seed", seed)
+    pool = None
+    if mode in ("candidates", "semi+candidates"):
+        pool = equimolar_candidates(df, split)
     if mode == "classifier-only":
         model = fit_classifier_only(df, split, seed, settings)
     else:
-        train_split = split.where(split != "unlabelled", "unused") if mode == "labels-only" else split
+        train_split = split.where(split != "unlabelled", "unused") if mode in ("labels-only", "candidates") else split
         model = PhaseModel.fit(df, train_split, prior_z=make_prior("z", prior_z), prior_y=make_prior("y", prior_y),
-                               progress=False, **settings)
+                               progress=False, candidates=pool, **settings)
     out = {"best_step": int(model.trainer.state.best_step), "steps_run": int(model.trainer.state.step),
+           "n_candidates": len(pool) if pool is not None else 0,
            "alpha": float(model.vae.config.alpha), "label_weight": float(model.vae.label_weight),
            "latent_dim": int(model.vae.config.latent_dim)}
     _scores(out, df, split, model.predict_proba)
@@ -233,6 +244,17 @@ def fit_pyro(method: str, df, split, seed: int, pyro_settings: dict) -> dict:
         m = model.evaluate(df, test)
         out.update({k: float(v) for k, v in m.items() if k.startswith("recon_")})
     return out
+
+
+def equimolar_candidates(df, split):
+    """The pool of real unlabelled candidates: equimolar CANDIDATE_K-element alloys of the default palette."""
+    from pyro_hea.data.candidates import CandidatePool, split_exclusions
+    from pyro_hea.data.datasets import element_vocabulary
+    from pyro_hea.design.space import DEFAULT_PALETTE, equimolar_space, formulas
+
+    names = [f for k in CANDIDATE_K for f in formulas(*equimolar_space(DEFAULT_PALETTE, k))]
+    return CandidatePool.from_compositions(names, element_vocabulary(df), exclude=split_exclusions(df, split),
+                                           source=f"equimolar {'/'.join(map(str, CANDIDATE_K))}-element alloys")
 
 
 def _baseline_estimator(method: str, params: dict, seed: int):
