@@ -90,7 +90,7 @@ class TrainConfig:
     100
     """
 
-    steps: int = 500
+    steps: int = 250
     lr: float = 5e-3
     final_lr_fraction: float = 0.1
     clip_norm: float = 10.0

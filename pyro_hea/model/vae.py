@@ -123,7 +123,7 @@ class ModelConfig:
 
     n_classes: int = 2
     latent_dim: int = 16
-    hidden: list[int] = field(default_factory=lambda: [100, 100])
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
     alpha: float = 30.0
     total_count: int = 1000
     classifier_uses_composition: bool = False
