@@ -110,23 +110,26 @@ def _load_json(path: Path) -> dict:
 
 
 def _importable(function):
-    """``function`` as worker processes import it: from the module ``data_efficiency``, not ``__main__``
-    (run as a script, this file is also importable under its name: its folder is on sys.path)."""
+    """``function`` as worker processes import it: from its script's module name, not ``__main__``
+    (a script run from this folder is also importable under its name: the folder is on sys.path)."""
     if function.__module__ != "__main__":
         return function
     import importlib
 
-    return getattr(importlib.import_module(Path(__file__).stem), function.__name__)
+    name = Path(sys.modules["__main__"].__file__).stem
+    return getattr(importlib.import_module(name), function.__name__)
 
 
 def _sweep(function, configs, cache_dir, key, jobs: int, scheduler, client, progress: bool, **kwargs):
     """``function(**config)`` for each configuration, on pyro_hea's sweep engine (Dask when jobs > 1 or
-    a scheduler is given); each worker imports this file (it is sent to the workers of a cluster)."""
+    a scheduler is given). This file and the one defining ``function`` are sent to the workers of a
+    cluster, which import them by name."""
     from pyro_hea.infer.sweep import run_sweep
 
-    return run_sweep(_importable(function), configs, cache_dir, key, workers=jobs, scheduler=scheduler,
-                     client=client, progress=progress, load=_load_json, save=_atomic_json,
-                     upload=[__file__], **kwargs)
+    function = _importable(function)
+    files = dict.fromkeys([__file__, sys.modules[function.__module__].__file__])
+    return run_sweep(function, configs, cache_dir, key, workers=jobs, scheduler=scheduler, client=client,
+                     progress=progress, load=_load_json, save=_atomic_json, upload=list(files), **kwargs)
 
 
 def settings_hash(method: str, pyro_settings: dict) -> str:
