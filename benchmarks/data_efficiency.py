@@ -32,13 +32,20 @@ scored once per configuration. Metrics: test ROC AUC and accuracy, and
 Each finished configuration is cached as a small JSON file (by default in
 ``benchmarks/.cache/data_efficiency/``), keyed by the method, fraction,
 seed and the method's settings, so an interrupted run resumes and a rerun
-only aggregates. Outputs: ``data_efficiency.csv``, ``data_efficiency.md``
+only aggregates. The configurations run on pyro-hea's sweep engine
+(:func:`pyro_hea.infer.sweep.run_sweep`): in this process with ``--jobs 1``,
+as Dask tasks on a LocalCluster of ``--jobs`` worker processes, or on an
+existing Dask cluster with ``--scheduler tcp://HOST:PORT`` (or
+``DASK_SCHEDULER_ADDRESS``; this file is sent to its workers, which need
+pyro-hea installed). Every configuration seeds itself, so where it runs does
+not change its result. Outputs: ``data_efficiency.csv``, ``data_efficiency.md``
 (mean ± sd table) and ``data_efficiency.png`` in ``--out-dir``.
 
 Usage::
 
     python benchmarks/data_efficiency.py --jobs 2 --steps 1500
     python benchmarks/data_efficiency.py --settings /tmp/pyrohea_settings.json --jobs 2
+    python benchmarks/data_efficiency.py --scheduler tcp://10.0.0.5:8786  # on an existing Dask cluster
     python benchmarks/data_efficiency.py --fractions 0.05 --seeds 0 --steps 20 --out-dir /tmp/de  # tiny
     python benchmarks/data_efficiency.py --diagnose --fractions 0.05 --steps 500 --jobs 2  # gradients at 5%
 """
@@ -50,7 +57,6 @@ import functools
 import hashlib
 import itertools
 import json
-import os
 import sys
 import time
 import warnings
@@ -100,10 +106,37 @@ ANALYSIS_MARKER = "<!-- analysis: text below this line is kept when the table is
 
 # ----------------------------------------------------------------------- helpers
 def _atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(tmp, path)
+    """Write a cached result atomically, in the cache's format (indented, NaN kept as NaN)."""
+    from pyro_hea.io import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1, default=float)))
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _importable(function):
+    """``function`` as worker processes import it: from its script's module name, not ``__main__``
+    (a script run from this folder is also importable under its name: the folder is on sys.path)."""
+    if function.__module__ != "__main__":
+        return function
+    import importlib
+
+    name = Path(sys.modules["__main__"].__file__).stem
+    return getattr(importlib.import_module(name), function.__name__)
+
+
+def _sweep(function, configs, cache_dir, key, jobs: int, scheduler, client, progress: bool, **kwargs):
+    """``function(**config)`` for each configuration, on pyro_hea's sweep engine (Dask when jobs > 1 or
+    a scheduler is given). This file and the one defining ``function`` are sent to the workers of a
+    cluster, which import them by name."""
+    from pyro_hea.infer.sweep import run_sweep
+
+    function = _importable(function)
+    files = dict.fromkeys([__file__, sys.modules[function.__module__].__file__])
+    return run_sweep(function, configs, cache_dir, key, workers=jobs, scheduler=scheduler, client=client,
+                     progress=progress, load=_load_json, save=_atomic_json, upload=list(files), **kwargs)
 
 
 def settings_hash(method: str, pyro_settings: dict) -> str:
@@ -306,8 +339,9 @@ def fit_baseline(method: str, df, split, seed: int) -> dict:
     return out
 
 
-def run_config(method: str, fraction: float, seed: int, pyro_settings: dict, cache_dir: str) -> dict:
-    """Run one configuration (in a worker process), cache its result, and return it."""
+def run_config(method: str, fraction: float, seed: int, pyro_settings: dict, cache_dir: str | None = None) -> dict:
+    """Run one configuration (in a worker process) and return its result (cached in ``cache_dir`` if given;
+    :func:`run_study` caches it on the client instead, as it arrives)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -332,68 +366,44 @@ def run_config(method: str, fraction: float, seed: int, pyro_settings: dict, cac
         "settings": dict(pyro_settings) if method in PYRO_METHODS else {},
         "details": result,
     }
-    _atomic_json(cache_path(Path(cache_dir), method, fraction, seed, pyro_settings), record)
+    if cache_dir is not None:
+        _atomic_json(cache_path(Path(cache_dir), method, fraction, seed, pyro_settings), record)
     return record
 
 
 # ------------------------------------------------------------------------- study
-def _parallel(function, argument_tuples, jobs: int):
-    """Yield ``function(*args)`` for each tuple as worker processes finish them (forked, so
-    this script's functions need no import by name)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(function, *args) for args in argument_tuples]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
 def run_study(methods, fractions, seeds, pyro_settings: dict, cache_dir: Path, jobs: int = 1,
-              progress: bool = True) -> tuple[pd.DataFrame, dict]:
+              progress: bool = True, scheduler: str | None = None, client=None) -> tuple[pd.DataFrame, dict]:
     """Run (or load from the cache) every configuration; return the results table and counts.
+
+    The configurations run on :func:`pyro_hea.infer.sweep.run_sweep`: in this
+    process (``jobs=1``), on ``jobs`` local worker processes, or on the Dask
+    cluster at ``scheduler`` (or ``client``). Each result is cached as it arrives.
 
     Examples
     --------
     >>> table, counts = run_study(["logistic-regression"], [0.05], [0], {"steps": 10},
     ...                           Path("/tmp/de-cache"), progress=False)  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     configs = [(m, f, s) for m in methods for f in fractions for s in seeds
                if m not in METHOD_FRACTIONS or any(np.isclose(f, g) for g in METHOD_FRACTIONS[m])]
     # longest first (pyro-hea fits), so parallel workers finish together
     configs.sort(key=lambda c: (c[0] not in PYRO_METHODS, c[1], c[2]))
-    records, pending = [], []
-    for m, f, s in configs:
-        path = cache_path(cache_dir, m, f, s, pyro_settings)
-        if path.is_file():
-            records.append(json.loads(path.read_text()))
-        else:
-            pending.append((m, f, s))
-    bar = tqdm(total=len(configs), initial=len(records), desc="configurations", unit="config",
-               disable=not progress, dynamic_ncols=True)
-    if pending:
-        if jobs == 1:
-            results = (run_config(m, f, s, pyro_settings, str(cache_dir)) for m, f, s in pending)
-        else:
-            results = _parallel(run_config, [(m, f, s, pyro_settings, str(cache_dir)) for m, f, s in pending], jobs)
-        for record in results:
-            records.append(record)
-            bar.set_postfix_str(f"{record['method']} f={record['label_fraction']:g} s={record['seed']} "
-                                f"AUC={record['test_auc']:.3f}")
-            bar.update(1)
-    bar.close()
-    table = pd.DataFrame.from_records(records)
+    tasks = [{"method": m, "fraction": f, "seed": s, "pyro_settings": pyro_settings} for m, f, s in configs]
+
+    def key(task: dict) -> Path:  # relative to cache_dir: the layout of the cache as before
+        return cache_path(Path(), task["method"], task["fraction"], task["seed"], pyro_settings)
+
+    def postfix(task: dict, record: dict) -> str:
+        return (f"{record['method']} f={record['label_fraction']:g} s={record['seed']} "
+                f"AUC={record['test_auc']:.3f}")
+
+    done = _sweep(run_config, tasks, cache_dir, key, jobs, scheduler, client, progress, postfix=postfix)
+    table = pd.DataFrame.from_records(done.results)
     order = {m: i for i, m in enumerate(methods)}
     table = table.sort_values(["method", "label_fraction", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
     table = table.reset_index(drop=True)
-    return table, {"configurations": len(configs), "cached": len(configs) - len(pending), "computed": len(pending)}
+    return table, {"configurations": len(configs), "cached": done.cached, "computed": done.computed}
 
 
 def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -639,7 +649,8 @@ def run_diagnostic(variant: dict, fraction: float, seed: int, pyro_settings: dic
     return rows
 
 
-def diagnose(fraction: float, seeds, pyro_settings: dict, jobs: int, out: Path) -> pd.DataFrame:
+def diagnose(fraction: float, seeds, pyro_settings: dict, jobs: int, out: Path,
+             scheduler: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Gradient diagnostics for several alpha values and priors at one fraction, for each seed.
 
     Only validation metrics are reported: this is a diagnosis, not a model selection on test.
@@ -657,8 +668,9 @@ def diagnose(fraction: float, seeds, pyro_settings: dict, jobs: int, out: Path) 
         {"name": f"expert-y, alpha={alpha:g}", "prior_z": sn, "prior_y": "empirical-rules"},
         {"name": f"labelled rows only, alpha={alpha:g}", "prior_z": sn, "prior_y": un, "labelled_only": True},
     ]
-    tasks = [(v, fraction, seed, pyro_settings) for seed in seeds for v in variants]
-    results = list(_parallel(run_diagnostic, tasks, jobs)) if jobs > 1 else [run_diagnostic(*t) for t in tasks]
+    tasks = [{"variant": v, "fraction": fraction, "seed": seed, "pyro_settings": pyro_settings}
+             for seed in seeds for v in variants]
+    results = _sweep(run_diagnostic, tasks, None, None, jobs, scheduler, None, progress, desc="diagnostics").results
     table = pd.DataFrame([r for rows in results for r in rows])
     order = {v["name"]: i for i, v in enumerate(variants)}
     table = table.sort_values(["seed", "variant", "when"],
@@ -670,14 +682,15 @@ def diagnose(fraction: float, seeds, pyro_settings: dict, jobs: int, out: Path) 
 
 
 # -------------------------------------------------------------------------- main
-def _log_invocation(cache_dir: Path, settings: dict, counts: dict, seconds: float, jobs: int) -> list[dict]:
+def _log_invocation(cache_dir: Path, settings: dict, counts: dict, seconds: float, jobs: int,
+                    scheduler: str | None = None) -> list[dict]:
     """Append this invocation to ``invocations.jsonl`` (if it computed anything); return the
     logged invocations with the same pyro-hea settings, for the wall time in the note."""
     log = Path(cache_dir) / "invocations.jsonl"
     if counts["computed"]:
         log.parent.mkdir(parents=True, exist_ok=True)
         entry = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": seconds, "jobs": jobs,
-                 "pyro_settings": settings, **counts}
+                 **({"scheduler": scheduler} if scheduler else {}), "pyro_settings": settings, **counts}
         with open(log, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
     if not log.is_file():
@@ -696,7 +709,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="pyro-hea SVI steps (default: TrainConfig.steps unless --settings sets it)")
     p.add_argument("--settings", default=None,
                    help="JSON file of PhaseModel.fit overrides for pyro-hea, e.g. {\"steps\": 1500, \"latent_dim\": 8}")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="local worker processes (a Dask LocalCluster when more than 1)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a Dask scheduler to run the configurations on, e.g. tcp://HOST:8786 "
+                        "(default: DASK_SCHEDULER_ADDRESS if set); its workers need pyro-hea")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="where the CSV, markdown and PNG go")
     p.add_argument("--no-progress", action="store_true")
@@ -725,16 +742,23 @@ def main(argv=None) -> dict:
     if args.jobs < 1:
         raise SystemExit("--jobs must be at least 1")
     settings = pyro_settings_from(args)
+    from pyro_hea.cluster import SchedulerUnreachable, resolve_scheduler
+
+    scheduler = resolve_scheduler(args.scheduler)
     started = time.perf_counter()
-    if args.diagnose:
-        table = diagnose(args.fractions[0], args.seeds, settings, args.jobs,
-                         args.out_dir / "data_efficiency_gradients.csv")
-        print(table.to_string())
-        return {"diagnostics": table, "seconds": time.perf_counter() - started}
-    table, counts = run_study(args.methods, args.fractions, args.seeds, settings, args.cache_dir,
-                              jobs=args.jobs, progress=not args.no_progress)
+    try:
+        if args.diagnose:
+            table = diagnose(args.fractions[0], args.seeds, settings, args.jobs,
+                             args.out_dir / "data_efficiency_gradients.csv", scheduler=scheduler,
+                             progress=not args.no_progress)
+            print(table.to_string())
+            return {"diagnostics": table, "seconds": time.perf_counter() - started}
+        table, counts = run_study(args.methods, args.fractions, args.seeds, settings, args.cache_dir,
+                                  jobs=args.jobs, progress=not args.no_progress, scheduler=scheduler)
+    except SchedulerUnreachable as err:
+        raise SystemExit(f"data_efficiency.py: {err}") from None
     seconds = time.perf_counter() - started
-    invocations = _log_invocation(args.cache_dir, settings, counts, seconds, args.jobs)
+    invocations = _log_invocation(args.cache_dir, settings, counts, seconds, args.jobs, scheduler)
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     csv = to_csv_frame(table)
@@ -752,7 +776,7 @@ def main(argv=None) -> dict:
         "wall_time": (f"{sum(i['seconds'] for i in invocations) / 60:.1f} min in total over the "
                       f"{len(invocations)} invocation(s) that computed configurations with these pyro-hea settings "
                       f"(this one: {seconds / 60:.1f} min, {counts['computed']} computed, {counts['cached']} from "
-                      f"the cache, --jobs {args.jobs}); the fits in the table add up to {fit_total / 60:.1f} min "
+                      f"the cache, {f'on the Dask scheduler at {scheduler}' if scheduler else f'--jobs {args.jobs}'}); the fits in the table add up to {fit_total / 60:.1f} min "
                       "of worker time"),
     }
     md_path = out / "data_efficiency.md"

@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import sys
@@ -51,6 +52,10 @@ BASELINES = ("logistic-regression", "mlp", "hist-gradient-boosting")
 def _data_efficiency():
     if "data_efficiency" in sys.modules:
         return sys.modules["data_efficiency"]
+    try:  # beside this file: run from benchmarks/, or sent to a Dask worker with it
+        return importlib.import_module("data_efficiency")
+    except ImportError:
+        pass
     spec = importlib.util.spec_from_file_location("data_efficiency", REPO / "benchmarks" / "data_efficiency.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["data_efficiency"] = module
@@ -132,19 +137,25 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--steps", type=int, default=None, help="pyro-hea SVI steps (default: the package default)")
     p.add_argument("--methods", nargs="+", default=list(PYRO + BASELINES), choices=PYRO + BASELINES)
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (a Dask LocalCluster when more than 1)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a Dask scheduler to run the folds on (default: DASK_SCHEDULER_ADDRESS if set)")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     de = _data_efficiency()
     df = de._dataset()
     settings = {} if args.steps is None else {"steps": args.steps}
-    tasks = [(m, fold, split, settings) for fold, split in fold_splits(df, args.folds) for m in args.methods]
-    tasks.sort(key=lambda t: t[0] not in PYRO)
+    tasks = [{"method": m, "fold": fold, "split": split, "settings": settings}
+             for fold, split in fold_splits(df, args.folds) for m in args.methods]
+    tasks.sort(key=lambda t: t["method"] not in PYRO)
     started = time.perf_counter()
-    if args.jobs > 1:
-        rows = list(de._parallel(run_fold, tasks, args.jobs))
-    else:
-        rows = [run_fold(*t) for t in tasks]
+    from pyro_hea.cluster import SchedulerUnreachable, resolve_scheduler
+
+    scheduler = resolve_scheduler(args.scheduler)
+    try:  # no cache: the folds are quick; in this process, on --jobs local workers, or on the cluster
+        rows = de._sweep(run_fold, tasks, None, None, args.jobs, scheduler, None, True, desc="folds").results
+    except SchedulerUnreachable as err:
+        raise SystemExit(f"group_kfold.py: {err}") from None
     seconds = time.perf_counter() - started
     table = pd.DataFrame(rows).sort_values(["method", "fold"]).reset_index(drop=True)
     out = args.out_dir
@@ -170,7 +181,8 @@ def main(argv=None) -> pd.DataFrame:
               f"- pyro-hea settings: `{json.dumps(settings)}` (package defaults otherwise); baselines: the grids of "
               "`benchmarks/data_efficiency.py`, chosen by validation ROC AUC.",
               f"- Command: `python benchmarks/group_kfold.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-              f"- Wall time: {seconds / 60:.1f} min (--jobs {args.jobs}).", ""]
+              f"- Wall time: {seconds / 60:.1f} min "
+              f"({f'on the Dask scheduler at {scheduler}' if scheduler else f'--jobs {args.jobs}'}).", ""]
     (out / "group_kfold.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return table

@@ -21,9 +21,23 @@ only, since the throughput does not depend on how long the model trained):
 
 Prints a table and writes it to docs/results/screen_scale.txt.
 
+With ``--ten-million`` and/or ``--full-grid`` it runs only these long
+measurements (about 10 and 5 min each at 17,000 alloys/s) and adds their
+lines to docs/results/screen_scale.txt under "4.", keeping the rest:
+
+- ``--ten-million``: the peak memory of this process while streaming 10^7
+  candidates (the first 10^7 of the 34,489,455 alloys of the 6-element
+  5 at.% grid) through the chunked screen, one worker: the resident set
+  size sampled every second (psutil) and the kernel's peak (getrusage),
+  against the RSS before the stream;
+- ``--full-grid``: the time to screen all 4,357,353 alloys of the 5 at.%
+  grid of the 5-element alloys (chunked, one worker), and the 10^10-alloy,
+  100-worker projection from that rate.
+
 Usage::
 
     python benchmarks/screen_scale.py [RUN_DIR] [--repeats 3] [--stream 200000] [--steps 20]
+    python benchmarks/screen_scale.py --ten-million --full-grid   # the long runs (about 15 min)
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ import argparse
 import resource
 import statistics
 import tempfile
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -68,6 +83,89 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def rss_now_mib() -> float:
+    """Resident set size of this process now (psutil; /proc when psutil is missing)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class RssSampler:
+    """Samples this process's RSS every ``every`` seconds in a thread: ``(seconds, MiB)`` pairs."""
+
+    def __init__(self, every: float = 1.0):
+        self.every, self.samples, self._stop = every, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        started = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - started, rss_now_mib()))
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((self.samples[-1][0] if self.samples else 0.0, rss_now_mib()))
+
+    def at(self, fraction: float) -> float:
+        """The RSS sampled nearest ``fraction`` of the way through."""
+        end = self.samples[-1][0]
+        return min(self.samples, key=lambda s: abs(s[0] - fraction * end))[1]
+
+
+def long_runs(designer, model: str, ten_million: bool, full_grid: bool, chunk_size: int) -> list[str]:
+    """The measured lines of section 4: the 10^7 stream's memory, the whole 5 at.% grid's time."""
+    lines = ["", f"4. measured at scale (chunked, 1 worker in this process, chunks of {chunk_size:,}, top 1000; "
+                 f"model: {model})"]
+    warm = SpaceSpec(DEFAULT_PALETTE, 6, grid_step=5.0, limit=chunk_size)
+    screen_space(designer, warm, top=1000, chunk_size=chunk_size, progress=False)  # warm up: caches, torch
+    if ten_million:
+        spec = SpaceSpec(DEFAULT_PALETTE, 6, grid_step=5.0, limit=10**7)
+        before, peak_before = rss_now_mib(), rss_mib()
+        started = time.perf_counter()
+        with RssSampler() as rss:
+            result = screen_space(designer, spec, top=1000, chunk_size=chunk_size, progress=False)
+        seconds = time.perf_counter() - started
+        peak = max(m for _, m in rss.samples)
+        lines += [
+            f"   10^7-candidate stream (the first {spec.size:,} of the "
+            f"{SpaceSpec(DEFAULT_PALETTE, 6, grid_step=5.0).size:,} alloys of the 6-element 5 at.% grid): "
+            f"{seconds / 60:,.1f} min, {spec.size / seconds:,.0f} alloys/s, {result.summary['scored']:,} scored, "
+            f"{result.summary['chunks']:,} chunks",
+            f"   peak RSS of the process while streaming: {peak:,.0f} MiB (sampled every 1 s); "
+            f"RSS before the stream {before:,.0f} MiB, so the stream added {peak - before:,.0f} MiB",
+            f"   RSS at 10% / 50% / 100% of the stream: {rss.at(0.1):,.0f} / {rss.at(0.5):,.0f} / "
+            f"{rss.at(1.0):,.0f} MiB; kernel peak (getrusage) {peak_before:,.0f} MiB before, "
+            f"{rss_mib():,.0f} MiB after",
+        ]
+    if full_grid:
+        spec = SpaceSpec(DEFAULT_PALETTE, 5, grid_step=5.0)
+        started = time.perf_counter()
+        result = screen_space(designer, spec, top=1000, chunk_size=chunk_size, progress=False)
+        seconds = time.perf_counter() - started
+        rate = spec.size / seconds
+        lines += [
+            f"   5 at.% grid of the 5-element alloys: {spec.size:,} alloys in {seconds / 60:,.1f} min "
+            f"({rate:,.0f} alloys/s, {result.summary['scored']:,} scored, {result.summary['chunks']:,} chunks)",
+            f"   10^10 alloys on 100 workers at this rate each: {1e10 / (100 * rate) / 3600:,.1f} h (projected)",
+        ]
+    return lines
+
+
+def append_section(lines: list[str]) -> str:
+    """docs/results/screen_scale.txt up to section 4 (kept), then the new section 4."""
+    old = OUT.read_text() if OUT.is_file() else ""
+    kept = old.split("\n\n4. measured at scale", 1)[0].rstrip("\n")
+    return kept + "\n" + "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?")
@@ -77,10 +175,20 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--rate-alloys", type=int, default=60_000, help="alloys of each throughput run")
     parser.add_argument("--rate-chunk", type=int, default=10_000, help="chunk size of the throughput runs")
+    parser.add_argument("--ten-million", action="store_true",
+                        help="only: peak memory while streaming 10^7 candidates (adds to the results file)")
+    parser.add_argument("--full-grid", action="store_true",
+                        help="only: time to screen the whole 5-element 5 at.%% grid (adds to the results file)")
     args = parser.parse_args()
     import distributed
 
     designer, model = build_designer(args.run_dir, args.steps)
+    if args.ten_million or args.full_grid:
+        text = append_section(long_runs(designer, model, args.ten_million, args.full_grid, args.chunk_size))
+        print(text, end="")
+        write_text(OUT, text)
+        print(f"wrote {OUT}")
+        return
     lines = [f"model: {model}", f"palette: {len(DEFAULT_PALETTE)} elements ({','.join(DEFAULT_PALETTE)})"]
 
     # 1. throughput: serial, chunked in-process, LocalCluster(2), same space, same run

@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pyro_hea"
 #: Layers from the bottom up; a module may import from its own layer or any below it.
 LAYERS = {
     "pyro_hea": 0, "pyro_hea.errors": 0, "pyro_hea.io": 0, "pyro_hea._lazy": 0, "pyro_hea.progress": 0,
+    "pyro_hea.cluster": 0,
     "pyro_hea.data": 1,
     "pyro_hea.model": 2,
     "pyro_hea.infer": 3,

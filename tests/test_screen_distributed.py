@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from pyro_hea import PhaseModel
+from pyro_hea.cluster import local_cluster
 from pyro_hea.design.designer import Designer, DesignError
 from pyro_hea.design.distributed import SchedulerUnreachable, SpaceSpec, merge_top, resolve_scheduler, screen_space
 from pyro_hea.design.space import DEFAULT_PALETTE, DesignSpaceError, equimolar_space, grid_space
@@ -98,6 +102,39 @@ def test_screen_on_a_scheduler_address(designer, client, monkeypatch):
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
     assert resolve_scheduler(None) == address
     assert resolve_scheduler("tcp://elsewhere:1") == "tcp://elsewhere:1"
+
+
+class DyingOnceDesigner(Designer):
+    """A designer whose first chunk kills its worker process (``os._exit``) instead of scoring."""
+
+    marker = ""
+
+    def _score_space(self, *args, **kwargs):
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # only one chunk creates it
+        except FileExistsError:
+            return super()._score_space(*args, **kwargs)
+        os._exit(1)
+
+
+@pytest.fixture(scope="module")
+def process_client():
+    cluster = local_cluster(2)  # worker processes, which a task can kill
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the other cluster of this module holds it
+def test_a_chunk_whose_worker_dies_is_run_again(designer, process_client, tmp_path):
+    dying = copy.copy(designer)
+    dying.__class__, dying.marker = DyingOnceDesigner, str(tmp_path / "died")
+    serial = designer.screen(palette=PALETTE, k=5)
+    chunked = screen_space(dying, SpaceSpec(PALETTE, 5), top=10, chunk_size=30, client=process_client,
+                           progress=False)
+    assert Path(dying.marker).exists()  # a worker died, and its chunk ran again elsewhere
+    same_rows(chunked, serial, 10)
+    assert chunked.summary["chunks"] == 5
 
 
 def test_merge_top_equals_one_sort_of_all_rows():

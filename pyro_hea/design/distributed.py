@@ -14,9 +14,14 @@ never exists anywhere.
 - ``scheduler="tcp://HOST:PORT"`` (or the ``DASK_SCHEDULER_ADDRESS``
   environment variable): an existing Dask cluster.
 
+The workers are found by :mod:`pyro_hea.cluster`, as for the sweeps of
+:mod:`pyro_hea.infer.sweep`.
+
 The ranking is the serial :meth:`~pyro_hea.design.designer.Designer.screen`'s
 (ties broken by the position in the space), so the top rows are the serial
-screen's first rows. A chunk whose worker dies is run again (``retries``).
+screen's first rows. A chunk whose worker dies is run again on another
+worker by the scheduler (up to ``distributed.scheduler.allowed-failures``
+times, 3 by default); one that raises, ``retries`` times.
 
 Examples
 --------
@@ -31,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pyro_hea.cluster import CONNECT_TIMEOUT, SchedulerUnreachable, local_cluster, resolve_scheduler
+from pyro_hea.cluster import connect as _connect
 from pyro_hea.design.space import (
     DEFAULT_PALETTE,
     DesignSpaceError,
@@ -48,20 +54,13 @@ from pyro_hea.design.space import (
     _simplex_grid,
     formulas,
 )
-from pyro_hea.errors import PyroHeaError
 
-__all__ = ["SchedulerUnreachable", "SpaceSpec", "local_cluster", "merge_top", "resolve_scheduler", "score_chunk",
-           "screen_space"]
-
-#: Seconds to wait for a Dask scheduler before giving up.
-CONNECT_TIMEOUT = 5.0
+# SchedulerUnreachable, local_cluster and resolve_scheduler live in pyro_hea.cluster (shared with the
+# sweeps of pyro_hea.infer.sweep) and are importable from here too.
+__all__ = ["SpaceSpec", "merge_top", "score_chunk", "screen_space"]
 
 COUNTS = ("rows", "unique", "scored", "valid", "novel", "in_domain", "judged_target", "model_target",
           "agree", "flagged")
-
-
-class SchedulerUnreachable(PyroHeaError):
-    """A Dask scheduler address that cannot be reached (or read)."""
 
 
 @dataclass(frozen=True)
@@ -352,50 +351,6 @@ def score_chunk(designer, spec: SpaceSpec, start: int, stop: int, target: int, t
     return {"counts": counts, "top": _top_rows(table, x, key, top)}
 
 
-def resolve_scheduler(scheduler: str | None) -> str | None:
-    """``scheduler``, else the ``DASK_SCHEDULER_ADDRESS`` environment variable, else None.
-
-    Examples
-    --------
-    >>> resolve_scheduler("tcp://10.0.0.5:8786")
-    'tcp://10.0.0.5:8786'
-    """
-    return scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-
-
-def _connect(scheduler: str | None, workers: int, timeout: float):
-    """A client (and the cluster it started, or None) for ``scheduler`` or ``workers`` local processes."""
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - the optional extra is missing
-        raise PyroHeaError("screening on Dask needs dask.distributed: pip install 'pyro-hea[dask]'") from None
-    if scheduler:
-        try:
-            return Client(scheduler, timeout=timeout, set_as_default=False), None
-        except (OSError, TimeoutError, ValueError, TypeError) as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
-                                       f"({reason})") from None
-    cluster = local_cluster(workers)
-    return Client(cluster, set_as_default=False), cluster
-
-
-def local_cluster(workers: int):
-    """A LocalCluster of ``workers`` single-threaded processes on the loopback interface.
-
-    Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` for worker processes is
-    left out: with it, glibc hands every freed NumPy temporary back to the
-    system and scoring runs about half as fast (1.2 s instead of 0.6 s per
-    10,000 alloys, measured here).
-    """
-    import dask
-    from distributed import LocalCluster
-
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=None, silence_logs=40)
-
-
 def screen_space(designer, spec: SpaceSpec, target=1, top: int = 1000, chunk_size: int = 20_000,
                  workers: int = 1, scheduler: str | None = None, retries: int = 2, progress: bool = True,
                  client=None, timeout: float = CONNECT_TIMEOUT):
@@ -418,7 +373,8 @@ def screen_space(designer, spec: SpaceSpec, target=1, top: int = 1000, chunk_siz
     scheduler : str, optional
         Address of an existing Dask scheduler (default: ``DASK_SCHEDULER_ADDRESS`` if set).
     retries : int
-        Times a chunk is run again if its worker dies.
+        Times a chunk that raised is run again (one whose worker died is always
+        run again, up to Dask's ``distributed.scheduler.allowed-failures``).
     progress : bool
         A progress bar with an ETA on stderr.
     client : distributed.Client, optional

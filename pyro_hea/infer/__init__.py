@@ -1,4 +1,4 @@
-"""Inference: the SVI training plan, checkpoints, run directories and the user-facing PhaseModel."""
+"""Inference: the SVI training plan, checkpoints, run directories, the user-facing PhaseModel and sweeps."""
 
 from pyro_hea._lazy import lazy_exports
 
@@ -32,4 +32,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     'Trainer': 'pyro_hea.infer.training',
     'make_elbo': 'pyro_hea.infer.training',
     'SELECTION_RULES': 'pyro_hea.infer.training',
+    'run_sweep': 'pyro_hea.infer.sweep',
+    'SweepResult': 'pyro_hea.infer.sweep',
+    'SweepError': 'pyro_hea.infer.sweep',
 })
