@@ -4,7 +4,8 @@ For the default model on the paper split of seed 0 (full batch: every
 labelled and unlabelled training alloy in each step), this prints the median
 milliseconds per step, over repeated steps, of
 
-1. ``SVI.step`` with ``TraceEnum_ELBO`` (what ``pyro-hea train`` runs), cut
+1. ``SVI.step`` with ``TraceEnum_ELBO`` (what ``pyro-hea train`` runs, with
+   Pyro's argument checks off as the trainer runs it; once more with them on), cut
    into its stages: running and tracing the model and the guide (with the
    enumeration of y), turning the traces into the ELBO (Pyro's dice-factor
    contraction), the backward pass and the optimizer step;
@@ -134,22 +135,29 @@ def main() -> None:
             with torch.no_grad():
                 plain_torch_loss(vae, labelled, unlabelled)
 
-        timed = {"svi": [], "torch": [], "forward": []}
-        for fn in (staged_step, lambda: svi.step(labelled, unlabelled), torch_step, torch_forward):
-            fn()  # warm up
-        for _ in range(args.repeats):
-            staged_step()
-            for name, fn in (("svi", lambda: svi.step(labelled, unlabelled)), ("torch", torch_step),
-                             ("forward", torch_forward)):
-                start = time.perf_counter()
-                fn()
-                timed[name].append(1000 * (time.perf_counter() - start))
-        svi_ms, torch_ms, forward_ms = (float(np.median(timed[k])) for k in ("svi", "torch", "forward"))
+        def checked_step():  # with Pyro's argument checks, which the trainer turns off
+            with pyro.validation_enabled(True):
+                svi.step(labelled, unlabelled)
+
+        timed = {"svi": [], "checked": [], "torch": [], "forward": []}
+        with pyro.validation_enabled(False):  # as the trainer runs its steps
+            for fn in (staged_step, lambda: svi.step(labelled, unlabelled), checked_step, torch_step, torch_forward):
+                fn()  # warm up
+            for _ in range(args.repeats):
+                staged_step()
+                for name, fn in (("svi", lambda: svi.step(labelled, unlabelled)), ("checked", checked_step),
+                                 ("torch", torch_step), ("forward", torch_forward)):
+                    start = time.perf_counter()
+                    fn()
+                    timed[name].append(1000 * (time.perf_counter() - start))
+        svi_ms, checked_ms, torch_ms, forward_ms = (float(np.median(timed[k]))
+                                                    for k in ("svi", "checked", "torch", "forward"))
 
     print(f"\nmedian ms per step over {args.repeats} steps")
-    print(f"  Pyro SVI.step (TraceEnum_ELBO)          {svi_ms:7.1f}")
+    print(f"  Pyro SVI.step (TraceEnum_ELBO), as trained {svi_ms:4.1f}   (argument checks off)")
     for name, values in stages.items():
         print(f"    {name:<38s}{np.median(values):7.1f}")
+    print(f"  the same step with Pyro's argument checks{checked_ms:6.1f}")
     print(f"  plain torch: forward + backward + Adam  {torch_ms:7.1f}   (the floor)")
     print(f"    of which the forward pass alone       {forward_ms:7.1f}")
     print(f"  Pyro / plain torch                      {svi_ms / torch_ms:7.2f}x")
