@@ -21,10 +21,12 @@ Examples
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyro_hea.errors import PyroHeaError
 
-__all__ = ["CONNECT_TIMEOUT", "SchedulerUnreachable", "connect", "local_cluster", "resolve_scheduler"]
+__all__ = ["CONNECT_TIMEOUT", "SchedulerUnreachable", "connect", "connected", "local_cluster", "resolve_scheduler"]
 
 #: Seconds to wait for a Dask scheduler before giving up.
 CONNECT_TIMEOUT = 5.0
@@ -76,6 +78,31 @@ def connect(scheduler: str | None, workers: int, timeout: float = CONNECT_TIMEOU
                                        f"({reason})") from None
     cluster = local_cluster(workers)
     return Client(cluster, set_as_default=False), cluster
+
+
+@contextmanager
+def connected(client, scheduler: str | None, workers: int, timeout: float = CONNECT_TIMEOUT) -> Iterator[tuple]:
+    """``(client, where)``: the given ``client``, else one :func:`connect` makes, closed on exit.
+
+    ``where`` says what runs the tasks: ``"client"``, the scheduler's
+    address, or ``"LocalCluster(N)"``.
+
+    Examples
+    --------
+    >>> with connected(None, None, 2) as (client, where):  # starts two worker processes  # doctest: +SKIP
+    ...     where
+    'LocalCluster(2)'
+    """
+    if client is not None:
+        yield client, "client"
+        return
+    client, cluster = connect(scheduler, workers, timeout)
+    try:
+        yield client, scheduler or f"LocalCluster({workers})"
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def local_cluster(workers: int):

@@ -48,7 +48,7 @@ import numpy as np
 from pyro_hea.data._pool_match import _csr_percent, _exclusion_rows, _match, _without_descriptor_data
 from pyro_hea.data.composition import CompositionError, as_composition
 from pyro_hea.data.report import RowIssue
-from pyro_hea.errors import PyroHeaError
+from pyro_hea.errors import PyroHeaError, checked_indices
 
 __all__ = ["MAX_CANDIDATES", "CandidateError", "CandidatePool", "split_exclusions"]
 
@@ -148,12 +148,7 @@ class CandidatePool:
         IndexError
             If an index is outside ``[0, len(pool))``.
         """
-        idx = np.asarray(indices)
-        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise IndexError(f"indices must be a 1-D array of integers, got {idx.dtype} of shape {idx.shape}")
-        idx = idx.astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= self._n):
-            raise IndexError(f"candidate indices must be in [0, {self._n}), got {int(idx.min())} to {int(idx.max())}")
+        idx = checked_indices(indices, self._n, "candidate indices", IndexError)
         out = np.zeros((len(idx), len(self._vocabulary)))
         if not idx.size:
             return out

@@ -44,8 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pyro_hea.cluster import CONNECT_TIMEOUT, SchedulerUnreachable, local_cluster, resolve_scheduler
-from pyro_hea.cluster import connect as _connect
+from pyro_hea.cluster import CONNECT_TIMEOUT, SchedulerUnreachable, connected, local_cluster, resolve_scheduler
 from pyro_hea.design.space import (
     DEFAULT_PALETTE,
     DesignSpaceError,
@@ -54,6 +53,7 @@ from pyro_hea.design.space import (
     _simplex_grid,
     formulas,
 )
+from pyro_hea.errors import checked_indices
 
 # SchedulerUnreachable, local_cluster and resolve_scheduler live in pyro_hea.cluster (shared with the
 # sweeps of pyro_hea.infer.sweep) and are importable from here too.
@@ -156,12 +156,7 @@ class SpaceSpec:
         >>> formulas(spec.take([4, 0]), spec.palette)
         ['Cr25Fe25Mn25Ni25', 'Co25Cr25Fe25Ni25']
         """
-        rows = np.asarray(rows)
-        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
-            raise DesignSpaceError(f"rows must be a 1-D array of integers, got {rows.dtype} of shape {rows.shape}")
-        rows = rows.astype(np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= self.size):
-            raise DesignSpaceError(f"rows must be in [0, {self.size}), got {int(rows.min())} to {int(rows.max())}")
+        rows = checked_indices(rows, self.size, "rows", DesignSpaceError)
         cells = self.cells
         combos = _unrank_combinations(len(self.palette), self.k, rows // cells)
         x = np.zeros((len(rows), len(self.palette)))
@@ -424,20 +419,11 @@ def screen_space(designer, spec: SpaceSpec, target=1, top: int = 1000, chunk_siz
             for start, stop in spec.ranges(chunk_size):
                 take(score_chunk(designer, spec, start, stop, target, top))
         else:
-            own = client is None
-            if own:
-                client, cluster = _connect(scheduler, workers, timeout)
-            where = scheduler or ("client" if not own else f"LocalCluster({workers})")
-            try:
+            with connected(client, scheduler, workers, timeout) as (client, where):
                 workers = len(client.scheduler_info().get("workers", {})) or workers
                 shared = client.scatter(designer, broadcast=True, hash=False)
                 _run_tasks(client, shared, spec, target, top, chunk_size, retries,
                            max(2, 2 * sum(client.nthreads().values())), take)
-            finally:
-                if own:
-                    client.close()
-                    if cluster is not None:
-                        cluster.close()
     finally:
         bar.close()
     if counts["rows"] != spec.size:  # pragma: no cover - a lost chunk is a bug, never a silent gap

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyro_hea.cluster import CONNECT_TIMEOUT, connect, resolve_scheduler
+from pyro_hea.cluster import CONNECT_TIMEOUT, connected, resolve_scheduler
 from pyro_hea.errors import PyroHeaError
 from pyro_hea.io import write_json
 
@@ -199,20 +199,11 @@ def run_sweep(function: Callable[..., Any], configs: Sequence[dict], cache_dir: 
             for i in pending:
                 take(i, _run_here(function, configs[i], retries))
         else:
-            own = client is None
-            if own:
-                client, cluster = connect(scheduler, min(workers, len(pending)), timeout)
-            where = scheduler or ("client" if not own else f"LocalCluster({min(workers, len(pending))})")
-            try:
+            with connected(client, scheduler, min(workers, len(pending)), timeout) as (client, where):
                 used = len(client.scheduler_info().get("workers", {})) or workers
                 for path in upload:
                     client.upload_file(str(path), load=False)
                 _run_tasks(client, function, configs, pending, retries, take)
-            finally:
-                if own:
-                    client.close()
-                    if cluster is not None:
-                        cluster.close()
     finally:
         bar.close()
     return SweepResult(results, len(pending), len(configs) - len(pending), time.perf_counter() - started,
