@@ -28,3 +28,17 @@ def pei():
 def data(pei):
     """Pei 2020 and its paper-protocol split of seed 0, shared by every test that trains on it."""
     return pei, paper_split(pei, seed=0)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A small run directory of ``pyro-hea train`` (10 steps, 2-D z), shared by the design-command tests.
+
+    Test modules that need another run define their own ``run_dir``.
+    """
+    from pyro_hea.cli import main
+
+    out = tmp_path_factory.mktemp("design") / "run"
+    assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "10",
+                 "--latent-dim", "2", "--quiet"]) == 0
+    return out

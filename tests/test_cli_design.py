@@ -10,14 +10,6 @@ import pytest
 from pyro_hea.cli import main
 
 
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("design") / "run"
-    assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "10",
-                 "--latent-dim", "2", "--quiet"]) == 0
-    return out
-
-
 def test_latent_mode_writes_candidates_and_prints_a_summary(run_dir, tmp_path, capsys):
     out = tmp_path / "candidates.csv"
     assert main(["design", str(run_dir), "--mode", "latent", "--n", "300", "--seed", "1", "--out", str(out)]) == 0

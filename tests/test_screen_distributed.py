@@ -177,16 +177,7 @@ def test_bad_settings_are_refused(designer):
 
 
 # ------------------------------------------------------------------ the command line
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from pyro_hea.cli import main
-
-    out = tmp_path_factory.mktemp("screen") / "run"
-    assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "5",
-                 "--latent-dim", "2", "--quiet"]) == 0
-    return out
-
-
+# (run_dir: the small run of tests/conftest.py)
 def test_cli_chunked_screen_writes_the_serial_top_rows(run_dir, tmp_path, capsys, monkeypatch):
     from pyro_hea.cli import main
 

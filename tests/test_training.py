@@ -12,6 +12,7 @@ import torch
 
 from pyro_hea import ModelConfig, PhaseModel, TrainConfig, Trainer, paper_split
 from pyro_hea.infer.training import TrainingError
+from pyro_hea.model.tensors import AlloyTensors
 
 SMALL = dict(hidden=[16], latent_dim=2, lr=1e-2, progress=False)
 
@@ -236,15 +237,8 @@ def test_nan_during_training_names_the_step(sub, split, monkeypatch):
     monkeypatch.setattr(model.vae.decoder, "forward", poisoned)
     labelled, unlabelled, _ = _parts(model, sub, split)
     with pytest.raises(TrainingError, match=r"became nan at step 4\b"):
-        trainer.fit(_join(labelled, unlabelled), None, progress=False)
+        trainer.fit(AlloyTensors.concat([labelled, unlabelled]), None, progress=False)
     assert trainer.state.step == 3
-
-
-def _join(labelled, unlabelled):
-    from pyro_hea.model.tensors import AlloyTensors
-
-    return AlloyTensors(*(torch.cat([getattr(labelled, f), getattr(unlabelled, f)])
-                          for f in ("x", "descriptors", "features", "y")))
 
 
 # ------------------------------------------------------------------------ bad settings

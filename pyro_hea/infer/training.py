@@ -246,7 +246,6 @@ class Trainer:
         self.vae.set_label_weight(n_train, len(labelled))
         if pool is not None and self.batch_size(n_train) is None:  # a small pool joins the full batch once
             unlabelled, pool = AlloyTensors.concat([unlabelled, pool.tensors(np.arange(len(pool)))]), None
-        self._pool = pool
         pyro.set_rng_seed(cfg.seed + self.state.step)
         generator = np.random.default_rng(cfg.seed + self.state.step)
         bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress, desc="SVI", unit="step")
@@ -255,7 +254,7 @@ class Trainer:
         # oversubscribe a busy CPU and were measured 10x slower.
         torch.set_num_threads(1)
         try:
-            self._fit_loop(labelled, unlabelled, val, generator, bar)
+            self._fit_loop(labelled, unlabelled, pool, val, generator, bar)
         finally:
             torch.set_num_threads(threads)
             bar.close()
@@ -263,22 +262,21 @@ class Trainer:
             self.vae.load_state_dict(self.best_weights)
         return self.state
 
-    def _fit_loop(self, labelled, unlabelled, val, generator, bar) -> None:
+    def _fit_loop(self, labelled, unlabelled, pool, val, generator, bar) -> None:
         cfg = self.config
         with pyro.get_param_store().scope(self._param_scope) as scope:
-            pool = self._pool
             # nothing to enumerate without unlabelled rows
             svi = self._svi(labelled_only=len(unlabelled) == 0 and pool is None)
             running = []
             while self.state.step < cfg.steps:
                 batch_l, batch_u = self._batch(labelled, unlabelled, pool, generator)
                 try:
-                    # Pyro's argument checks cost 12% of a step; the inputs were checked when the
+                    # Pyro's argument checks cost 14% of a step; the inputs were checked when the
                     # tensors were built, and a NaN still stops training (the loss check below).
                     with pyro.validation_enabled(False), warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message="Encountered NaN")  # reported below, in one line
                         loss = svi.step(batch_l, batch_u)
-                except ValueError as err:  # Pyro's check of a distribution's NaN / Inf parameters
+                except ValueError as err:  # a distribution that checks its own arguments (e.g. a custom prior's)
                     if "invalid values" not in str(err):
                         raise
                     loss = float("nan")
