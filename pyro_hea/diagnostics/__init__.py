@@ -30,4 +30,6 @@ __getattr__, __all__ = lazy_exports(__name__, {
     'write_report': 'pyro_hea.diagnostics.ppc_plots',
     'REPORT_FILES': 'pyro_hea.diagnostics.ppc_plots',
     'calibration_bins': 'pyro_hea.infer.metrics',
+    'class_elbo_terms': 'pyro_hea.diagnostics.generative',
+    'generative_posterior': 'pyro_hea.diagnostics.generative',
 })

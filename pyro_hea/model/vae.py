@@ -75,6 +75,7 @@ from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
 from pyro_hea.model.networks import (CompositionDecoder, DescriptorDecoder, DescriptorEncoder, LatentEncoder,
                                      LinearCompositionDecoder, PhaseClassifier)
+from pyro_hea.model.shared_noise import SharedNoiseNormal
 from pyro_hea.model.priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
 from pyro_hea.model.tensors import AlloyTensors
 
@@ -119,6 +120,9 @@ class ModelConfig:
         p(f | y, u); 0 drops the descriptor view (composition likelihood only).
     descriptor_hidden : list of int
         Hidden widths of the descriptor decoder g(u, y) and its encoder.
+    shared_noise : bool
+        Draw z and u of an unlabelled alloy with one noise for every
+        enumerated y (common random numbers, :mod:`pyro_hea.model.shared_noise`).
     """
 
     n_classes: int = 2
@@ -131,6 +135,7 @@ class ModelConfig:
     decoder: str = "linear"
     descriptor_latent_dim: int = 2
     descriptor_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    shared_noise: bool = False
 
     def __post_init__(self):
         if self.n_classes < 2:
@@ -279,10 +284,16 @@ class PhaseVAE(nn.Module):
                     y = pyro.sample(f"y_{part}", q_y, infer={"enumerate": "parallel"})
                 y_onehot = self.one_hot(y)
                 loc, scale = self.encoder(alloys.x, alloys.features, y_onehot)
-                pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
+                pyro.sample(f"z_{part}", self._posterior(loc, scale, part))
                 if self.config.descriptor_latent_dim > 0:
                     loc_u, scale_u = self.descriptor_encoder(alloys.features, y_onehot)
-                    pyro.sample(f"u_{part}", dist.Normal(loc_u, scale_u).to_event(1))
+                    pyro.sample(f"u_{part}", self._posterior(loc_u, scale_u, part))
+
+    def _posterior(self, loc, scale, part: str):
+        """A diagonal Normal; for unlabelled alloys with ``shared_noise``, one noise for every enumerated y."""
+        if part == "unlabelled" and self.config.shared_noise:
+            return SharedNoiseNormal(loc, scale, SharedNoiseNormal.draw_noise(loc, scale)).to_event(1)
+        return dist.Normal(loc, scale).to_event(1)
 
     # ------------------------------------------------------------ utilities
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,111 @@
+"""Shared noise across enumerated classes, and the generative posterior diagnostic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+
+from pyro_hea import ModelConfig, PhaseModel, paper_split
+from pyro_hea.diagnostics.generative import class_elbo_terms, generative_posterior
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.infer.training import make_elbo
+from pyro_hea.model.shared_noise import SharedNoiseNormal
+
+
+@pytest.fixture(scope="module")
+def small(pei):
+    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    split = paper_split(sub, seed=0)
+    out = {}
+    for shared in (False, True):
+        torch.manual_seed(0)
+        model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, shared_noise=shared))
+        t = model.tensors(sub)
+        out[shared] = (model.vae, t[t.labelled][:12], t[12:40].hide_labels())
+    return out
+
+
+def test_shared_noise_draw_has_the_normal_marginal_and_a_common_noise():
+    loc = torch.tensor([[0.0, 1.0], [3.0, -2.0]])[:, None, :].expand(2, 4000, 2)  # (K, n, d)
+    scale = torch.tensor([0.5, 2.0]).expand(4000, 2)
+    torch.manual_seed(0)
+    d = SharedNoiseNormal(loc, scale, SharedNoiseNormal.draw_noise(loc, scale))
+    draw = d.rsample()
+    assert draw.shape == (2, 4000, 2)
+    # each class's draw is Normal(loc_k, scale): mean within 5 SE, sd within 5%
+    for k in range(2):
+        se = scale[0] / np.sqrt(4000)
+        assert torch.all((draw[k].mean(0) - loc[k, 0]).abs() < 5 * se)
+        assert torch.allclose(draw[k].std(0), scale[0], rtol=0.05)
+    # and the two classes' draws differ by exactly loc_1 - loc_0
+    assert torch.allclose(draw[1] - draw[0], loc[1] - loc[0], atol=1e-5)
+    assert torch.equal(d.expand(torch.Size([2, 4000, 2])).noise, d.noise)
+    assert d.rsample(torch.Size([3])).shape == (3, 2, 4000, 2)  # explicit sample shapes draw afresh
+
+
+def test_shared_noise_only_changes_the_unlabelled_guide(small):
+    vae, labelled, unlabelled = small[True]
+    with pyro.get_param_store().scope(), torch.no_grad():
+        trace = poutine.trace(poutine.enum(vae.guide, first_available_dim=-2)).get_trace(labelled, unlabelled)
+    assert isinstance(trace.nodes["z_unlabelled"]["fn"].base_dist, SharedNoiseNormal)
+    assert not isinstance(trace.nodes["z_labelled"]["fn"].base_dist, SharedNoiseNormal)
+    z = trace.nodes["z_unlabelled"]["value"]  # (K, n, d)
+    shift = vae.decoder.class_shift(torch.eye(2))  # mu_y
+    # z_y = m - mu_y + s * eps with one eps: z_0 - z_1 = mu_1 - mu_0 for every alloy
+    assert torch.allclose(z[0] - z[1], (shift[1] - shift[0]).expand_as(z[0]), atol=1e-5)
+
+
+def test_shared_noise_keeps_the_elbo_unbiased(small):
+    """At the same weights, the mean loss over draws equals the independent-noise one within 5 SE."""
+    means, ses = [], []
+    for shared in (False, True):
+        vae, labelled, unlabelled = small[shared]
+        losses = []
+        with pyro.get_param_store().scope(), torch.no_grad():
+            for seed in range(300):
+                pyro.set_rng_seed(seed)
+                losses.append(make_elbo().loss(vae.model, vae.guide, labelled, unlabelled))
+        means.append(np.mean(losses))
+        ses.append(np.std(losses) / np.sqrt(len(losses)))
+    # the two models share their weights (same seed, same config but the flag)
+    assert abs(means[0] - means[1]) < 5 * np.hypot(*ses)
+
+
+def test_shared_noise_lowers_the_variance_of_the_class_gap(small):
+    vae, _, unlabelled = small[False]
+    gaps = {}
+    for shared in (False, True):
+        terms = class_elbo_terms(vae, unlabelled, draws=1, seed=3, shared_noise=shared)
+        gaps[shared] = {name: (v[1] - v[0]) for name, v in terms.items()}
+    # with the exact class shift the composition term is equal for both classes under shared noise
+    assert gaps[True]["composition"].abs().max() < 1e-3
+    assert gaps[False]["composition"].abs().median() > 1.0
+    total = {s: sum(g.values()).abs().median() for s, g in gaps.items()}
+    assert total[True] < total[False]
+
+
+def test_generative_posterior_is_a_distribution_and_names_bad_terms(small):
+    vae, _, unlabelled = small[False]
+    probs = generative_posterior(vae, unlabelled, draws=2)
+    assert probs.shape == (len(unlabelled), 2)
+    assert torch.allclose(probs.sum(-1), torch.ones(len(unlabelled)))
+    only_f = generative_posterior(vae, unlabelled, terms=("descriptors",), draws=2)
+    assert not torch.allclose(only_f, probs)
+    with pytest.raises(PyroHeaError, match="unknown terms"):
+        generative_posterior(vae, unlabelled, terms=("phase",), draws=2)
+    with pytest.raises(PyroHeaError, match="draws"):
+        class_elbo_terms(vae, unlabelled, draws=0)
+
+
+def test_class_elbo_terms_leave_the_rng_and_the_mode_alone(small):
+    vae, _, unlabelled = small[False]
+    vae.train()
+    torch.manual_seed(11)
+    expected = torch.rand(1)
+    torch.manual_seed(11)
+    class_elbo_terms(vae, unlabelled, draws=2)
+    assert torch.equal(torch.rand(1), expected)
+    assert vae.training
