@@ -109,3 +109,93 @@ def test_class_elbo_terms_leave_the_rng_and_the_mode_alone(small):
     class_elbo_terms(vae, unlabelled, draws=2)
     assert torch.equal(torch.rand(1), expected)
     assert vae.training
+
+
+# ------------------------------------------------ the variants the diagnosis compares
+def _variant(pei, **config):
+    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    split = paper_split(sub, seed=0)
+    torch.manual_seed(0)
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, **config))
+    t = model.tensors(sub)
+    return model.vae, t[t.labelled][:12], t[12:40].hide_labels()
+
+
+def test_gaussian_descriptor_view_is_one_full_covariance_gaussian_per_class(pei):
+    vae, labelled, unlabelled = _variant(pei, descriptor_model="gaussian")
+    with torch.no_grad():  # give the classes distinct means and correlations
+        vae.descriptor_gaussian.loc.normal_()
+        vae.descriptor_gaussian.raw_tril.normal_(0, 0.3)
+    with pyro.get_param_store().scope(), torch.no_grad():
+        model = poutine.trace(poutine.replay(vae.model, trace=poutine.trace(vae.guide).get_trace(labelled, None))
+                              ).get_trace(labelled, None)
+        assert "u_labelled" not in model.nodes  # no style latent
+        f_site = model.nodes["f_labelled"]
+        by_hand = torch.stack([
+            torch.distributions.MultivariateNormal(
+                vae.descriptor_gaussian.loc[y], scale_tril=vae.descriptor_gaussian.scale_tril()[y]
+            ).log_prob(f) for f, y in zip(labelled.features, labelled.y)])
+        assert torch.allclose(f_site["fn"].log_prob(f_site["value"]), by_hand, atol=1e-4)
+        cov = vae.descriptor_gaussian.scale_tril() @ vae.descriptor_gaussian.scale_tril().transpose(-1, -2)
+        assert not torch.allclose(cov[0], torch.diag(torch.diagonal(cov[0])))  # correlated, not diagonal
+        # enumerated y: the unlabelled ELBO still trains with TraceEnum_ELBO
+        assert np.isfinite(make_elbo().loss(vae.model, vae.guide, labelled, unlabelled))
+
+
+def test_without_class_positions_the_composition_does_not_depend_on_y(pei):
+    vae, labelled, unlabelled = _variant(pei, class_position=False)
+    z = torch.randn(5, 3)
+    assert torch.equal(vae.decode(z, 0), vae.decode(z, 1))
+    terms = class_elbo_terms(vae, unlabelled, draws=2)
+    for name in ("composition", "latent"):  # both cancel: only the descriptor view has an opinion of y
+        assert (terms[name][1] - terms[name][0]).abs().max() < 1e-4
+    # a training step leaves the (zero) class positions at zero
+    from pyro.optim import Adam
+    from pyro.infer import SVI
+    with pyro.get_param_store().scope():
+        SVI(vae.model, vae.guide, Adam({"lr": 0.1}), make_elbo()).step(labelled, unlabelled)
+    assert torch.equal(vae.decode(z, 0), vae.decode(z, 1))
+
+
+@pytest.mark.parametrize("bad, message", [({"descriptor_model": "flow"}, "descriptor_model"),
+                                          ({"class_position": False, "decoder": "mlp"}, "linear decoder")])
+def test_bad_variant_settings_are_refused_in_one_line(bad, message):
+    with pytest.raises(PyroHeaError, match=message):
+        ModelConfig(**bad)
+
+
+def test_the_variants_save_and_load(pei, tmp_path):
+    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    split = paper_split(sub, seed=0)
+    model = PhaseModel.fit(sub, split, progress=False, steps=4, eval_every=2, hidden=[8], latent_dim=2,
+                           descriptor_model="gaussian", class_position=False, shared_noise=True)
+    model.save(tmp_path / "run")
+    back = PhaseModel.load(tmp_path / "run")
+    assert back.vae.config.descriptor_model == "gaussian" and not back.vae.config.class_position
+    np.testing.assert_array_equal(back.predict_proba(sub.head(5)), model.predict_proba(sub.head(5)))
+
+
+def test_the_generative_posterior_benchmark_runs_tiny_and_keeps_other_variants(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "generative_posterior.py"
+    spec = importlib.util.spec_from_file_location("generative_posterior", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = ["--fractions", "0.05", "--seeds", "0", "--steps", "4", "--out-dir", str(tmp_path),
+              "--cache-dir", str(tmp_path / "cache")]
+    bench.main(common)
+    table = bench.main(common + ["--set", "descriptor_model=gaussian", "class_position=false"])
+    assert list(table["variant"]) == ["default", "class_position=False, descriptor_model=gaussian"]
+    for column in ("q", "generative", "q_times_generative", "latent", "descriptors"):
+        assert table[column].between(0, 1).all()
+    assert (table["composition"] == 0.5).all()  # equal for both classes under shared noise
+    assert table.iloc[1]["latent"] == 0.5  # no class position: the latent term has no opinion of y
+    assert table.iloc[0]["gap_independent"] > table.iloc[0]["gap_shared"]
+    assert "Variant: class_position=False" in (tmp_path / "generative_posterior.md").read_text()
+    assert len(pd.read_csv(tmp_path / "generative_posterior.csv")) == 2
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bench.parse_setting("shared_noise")

@@ -7,13 +7,15 @@ inputs broadcast against each other.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 __all__ = [
-    "MLP", "PiecewiseLinearEncoding", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
+    "MLP", "ClassGaussianDescriptors", "PiecewiseLinearEncoding", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
     "DescriptorDecoder", "DescriptorEncoder", "broadcast_cat", "log_fractions",
 ]
 
@@ -194,6 +196,36 @@ class DescriptorDecoder(nn.Module):
         return self.net(broadcast_cat(u, y_onehot)), self.log_scale.exp()
 
 
+class ClassGaussianDescriptors(nn.Module):
+    """p(f | y) = MultivariateNormal(m_y, L_y L_y^T): one full-covariance Gaussian per class (QDA).
+
+    ``L_y`` is lower triangular with a positive diagonal (softplus). The
+    classes start at the standard normal of the standardized descriptors.
+
+    Examples
+    --------
+    >>> loc, tril = ClassGaussianDescriptors(2, 8)(torch.eye(2)[[0, 1, 1]])
+    >>> loc.shape, tril.shape
+    (torch.Size([3, 8]), torch.Size([3, 8, 8]))
+    """
+
+    def __init__(self, n_classes: int, n_descriptors: int):
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(n_classes, n_descriptors))
+        self.raw_tril = nn.Parameter(torch.zeros(n_classes, n_descriptors, n_descriptors))
+        self.register_buffer("_lower", torch.tril(torch.ones(n_descriptors, n_descriptors), -1))
+        self._diag_offset = math.log(math.e - 1.0)  # softplus(0 + offset) = 1: identity at the start
+
+    def scale_tril(self) -> torch.Tensor:
+        """L_y for every class, shape (K, F, F)."""
+        diag = nn.functional.softplus(torch.diagonal(self.raw_tril, dim1=-2, dim2=-1) + self._diag_offset) + 1e-3
+        return self.raw_tril * self._lower + torch.diag_embed(diag)
+
+    def forward(self, y_onehot: torch.Tensor):
+        tril = self.scale_tril()
+        return y_onehot @ self.loc, torch.einsum("...k,kij->...ij", y_onehot, tril)
+
+
 class DescriptorEncoder(nn.Module):
     """q(u | x, y): loc and scale of the descriptor style from the standardized descriptors and y.
 
@@ -211,6 +243,11 @@ class DescriptorEncoder(nn.Module):
     def forward(self, features: torch.Tensor, y_onehot: torch.Tensor):
         loc, raw_scale = self.net(broadcast_cat(features, y_onehot)).chunk(2, dim=-1)
         return loc, nn.functional.softplus(raw_scale) + 1e-3
+
+
+def _no_class_position(module, inputs, out):
+    """Forward hook of a class shift that must stay zero (``class_position=False``)."""
+    return torch.zeros_like(out)
 
 
 class LinearCompositionDecoder(nn.Module):
@@ -231,10 +268,14 @@ class LinearCompositionDecoder(nn.Module):
     torch.Size([3, 55])
     """
 
-    def __init__(self, latent_dim: int, n_classes: int, n_elements: int, hidden: Sequence[int] = ()):
+    def __init__(self, latent_dim: int, n_classes: int, n_elements: int, hidden: Sequence[int] = (),
+                 class_position: bool = True):
         super().__init__()
         self.latent = nn.Linear(latent_dim, n_elements)
         self.class_shift = nn.Linear(n_classes, latent_dim, bias=False)
+        if not class_position:  # mu_y = 0 for every class: the composition does not depend on y
+            nn.init.zeros_(self.class_shift.weight)
+            self.class_shift.register_forward_hook(_no_class_position)
 
     def forward(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
         return self.latent(z + self.class_shift(y_onehot))

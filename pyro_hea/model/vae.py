@@ -73,7 +73,7 @@ from torch import nn
 
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
-from pyro_hea.model.networks import (CompositionDecoder, DescriptorDecoder, DescriptorEncoder, LatentEncoder,
+from pyro_hea.model.networks import (ClassGaussianDescriptors, CompositionDecoder, DescriptorDecoder, DescriptorEncoder, LatentEncoder,
                                      LinearCompositionDecoder, PhaseClassifier)
 from pyro_hea.model.shared_noise import SharedNoiseNormal
 from pyro_hea.model.priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
@@ -82,6 +82,7 @@ from pyro_hea.model.tensors import AlloyTensors
 __all__ = ["ModelConfig", "PhaseVAE", "alloy_plate"]
 
 DECODERS = {"linear": LinearCompositionDecoder, "mlp": CompositionDecoder}
+DESCRIPTOR_MODELS = ("style", "gaussian")
 
 
 @dataclass
@@ -120,6 +121,15 @@ class ModelConfig:
         p(f | y, u); 0 drops the descriptor view (composition likelihood only).
     descriptor_hidden : list of int
         Hidden widths of the descriptor decoder g(u, y) and its encoder.
+    descriptor_model : {"style", "gaussian"}
+        ``"style"``: p(f | y, u), an MLP of a ``descriptor_latent_dim``-D
+        style u; ``"gaussian"``: p(f | y) = N(m_y, Sigma_y), one
+        full-covariance Gaussian per class (quadratic discriminant analysis),
+        no u.
+    class_position : bool
+        With the linear decoder, give each class its place mu_y in the
+        latent (the default); ``False`` makes the composition independent
+        of y (mu_y = 0), so that only the descriptor view carries the phase.
     shared_noise : bool
         Draw z and u of an unlabelled alloy with one noise for every
         enumerated y (common random numbers, :mod:`pyro_hea.model.shared_noise`).
@@ -135,6 +145,8 @@ class ModelConfig:
     decoder: str = "linear"
     descriptor_latent_dim: int = 2
     descriptor_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    descriptor_model: str = "style"
+    class_position: bool = True
     shared_noise: bool = False
 
     def __post_init__(self):
@@ -152,6 +164,10 @@ class ModelConfig:
             raise PyroHeaError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
         if self.descriptor_latent_dim < 0:
             raise PyroHeaError(f"descriptor_latent_dim must be 0 or more, got {self.descriptor_latent_dim}")
+        if self.descriptor_model not in DESCRIPTOR_MODELS:
+            raise PyroHeaError(f"descriptor_model must be one of {list(DESCRIPTOR_MODELS)}, got {self.descriptor_model!r}")
+        if not self.class_position and self.decoder != "linear":
+            raise PyroHeaError("class_position=False needs the linear decoder (the MLP decoder reads y directly)")
         self.hidden = [int(h) for h in self.hidden]
         self.descriptor_hidden = [int(h) for h in self.descriptor_hidden]
 
@@ -213,13 +229,16 @@ class PhaseVAE(nn.Module):
             raise PyroHeaError("prior_z must be a LatentPrior and prior_y a PhasePrior (see pyro_hea.model.priors)")
         self.prior_z.bind(self.vocabulary, c.n_classes, c.latent_dim)
         self.prior_y.bind(self.vocabulary, c.n_classes, c.latent_dim)
-        self.decoder = DECODERS[c.decoder](c.latent_dim, c.n_classes, n_el, c.hidden)
+        self.decoder = (LinearCompositionDecoder(c.latent_dim, c.n_classes, n_el, class_position=c.class_position)
+                        if c.decoder == "linear" else CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden))
         self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.hidden, c.classifier_uses_composition,
                                           c.classifier_bins)
         # With the linear decoder the encoder subtracts the decoder's class positions mu_y exactly.
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
                                      class_shift=getattr(self.decoder, "class_shift", None))
-        if c.descriptor_latent_dim > 0:
+        if c.descriptor_model == "gaussian":
+            self.descriptor_gaussian = ClassGaussianDescriptors(c.n_classes, n_f)
+        elif c.descriptor_latent_dim > 0:
             self.descriptor_decoder = DescriptorDecoder(c.descriptor_latent_dim, c.n_classes, n_f,
                                                         c.descriptor_hidden)
             self.descriptor_encoder = DescriptorEncoder(n_f, c.n_classes, c.descriptor_latent_dim,
@@ -258,7 +277,10 @@ class PhaseVAE(nn.Module):
                                      validate_args=False),
                     obs=alloys.x * (c.total_count / 100.0),
                 )
-                if c.descriptor_latent_dim > 0:
+                if c.descriptor_model == "gaussian":
+                    loc, tril = self.descriptor_gaussian(self.one_hot(y))
+                    pyro.sample(f"f_{part}", dist.MultivariateNormal(loc, scale_tril=tril), obs=alloys.features)
+                elif c.descriptor_latent_dim > 0:
                     u = pyro.sample(f"u_{part}", dist.Normal(alloys.x.new_zeros(len(alloys), c.descriptor_latent_dim),
                                                              1.0).to_event(1))
                     loc, scale = self.descriptor_decoder(u, self.one_hot(y))
@@ -285,7 +307,7 @@ class PhaseVAE(nn.Module):
                 y_onehot = self.one_hot(y)
                 loc, scale = self.encoder(alloys.x, alloys.features, y_onehot)
                 pyro.sample(f"z_{part}", self._posterior(loc, scale, part))
-                if self.config.descriptor_latent_dim > 0:
+                if self.config.descriptor_model == "style" and self.config.descriptor_latent_dim > 0:
                     loc_u, scale_u = self.descriptor_encoder(alloys.features, y_onehot)
                     pyro.sample(f"u_{part}", self._posterior(loc_u, scale_u, part))
 
