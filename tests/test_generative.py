@@ -199,3 +199,65 @@ def test_the_generative_posterior_benchmark_runs_tiny_and_keeps_other_variants(t
     assert len(pd.read_csv(tmp_path / "generative_posterior.csv")) == 2
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         bench.parse_setting("shared_noise")
+
+
+def test_estimated_class_positions_are_the_class_means_of_the_latent_and_stay_out_of_training(pei, tmp_path):
+    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    split = paper_split(sub, seed=0, label_fraction=0.5)
+    model = PhaseModel.fit(sub, split, progress=False, steps=6, eval_every=3, hidden=[8], latent_dim=3,
+                           class_position=False, estimate_class_position=True)
+    vae, shift = model.vae, model.vae.decoder.class_shift
+    assert bool(shift.estimated)
+    # by hand: labelled alloys count for their class, unlabelled ones with weight q(y|x)
+    t = model.tensors(sub)
+    rows = np.flatnonzero(split.isin(["labelled", "unlabelled"]).to_numpy())
+    train = t[rows]
+    train.y = torch.where(torch.tensor((split.iloc[rows] == "unlabelled").to_numpy()), -1, train.y)
+    vae.clear_class_positions()
+    with torch.no_grad():
+        m, _ = vae.encoder(train.x, train.features, vae.one_hot(torch.zeros(len(train), dtype=torch.long)))
+        q = vae.predict_proba(train)
+    w = torch.where((train.y >= 0)[:, None], torch.nn.functional.one_hot(train.y.clamp(min=0), 2).float(), q)
+    expected = (w.T @ m) / w.sum(0)[:, None]
+    mu = vae.estimate_class_positions(train)
+    assert torch.allclose(mu, expected, atol=1e-5)
+    assert torch.allclose(shift.weight.T, expected, atol=1e-5)
+    z = torch.randn(4, 3)
+    assert not torch.allclose(vae.decode(z, 0), vae.decode(z, 1))  # design can condition on y
+    # the positions survive a save and load, and a resumed fit trains without them, then re-estimates
+    model.save(tmp_path / "run")
+    back = PhaseModel.load(tmp_path / "run")
+    assert bool(back.vae.decoder.class_shift.estimated)
+    assert torch.allclose(back.vae.decode(z, 1), vae.decode(z, 1))
+    seen = []
+    hook = back.vae.decoder.class_shift.register_forward_hook(
+        lambda module, inputs, out: seen.append(float(out.abs().max())))
+    back.trainer.config.steps = 8
+    back.train(sub, split, progress=False)
+    hook.remove()
+    assert seen and max(seen) == 0.0  # every forward pass in training saw mu = 0
+    assert bool(back.vae.decoder.class_shift.estimated)
+
+
+def test_estimating_class_positions_needs_the_option(pei):
+    vae, _, unlabelled = _variant(pei)
+    with pytest.raises(PyroHeaError, match="estimate_class_position"):
+        vae.estimate_class_positions(unlabelled)
+    with pytest.raises(PyroHeaError, match="class_position=False"):
+        ModelConfig(estimate_class_position=True)
+
+
+def test_train_command_takes_the_descriptor_model_and_the_class_position(tmp_path, capsys):
+    from pyro_hea.cli import main
+    from pyro_hea.infer.run import load_run
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "pei2020", "--out", str(out), "--epochs", "3", "--quiet",
+                 "--descriptor-model", "gaussian", "--class-position", "estimated"]) == 0
+    config = load_run(out).model.vae.config
+    assert (config.descriptor_model, config.class_position, config.estimate_class_position) == ("gaussian", False, True)
+    assert main(["train", "--dataset", "pei2020", "--out", str(tmp_path / "bad"), "--epochs", "3", "--quiet",
+                 "--class-position", "none", "--decoder", "mlp"]) != 0
+    err = capsys.readouterr().err
+    assert "linear decoder" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()

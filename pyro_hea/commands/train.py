@@ -23,6 +23,12 @@ BUILTIN_DATASETS = ("pei2020", "borg2020", "peivaste2023", "corpus")
 METRIC_COLUMNS = ("auc", "accuracy", "f1", "brier", "ece", "elbo", "recon_mae", "recon_mae_present", "recon_set_match")
 
 
+
+#: --class-position: the ModelConfig settings of each choice
+CLASS_POSITIONS = {"learned": {"class_position": True},
+                   "none": {"class_position": False},
+                   "estimated": {"class_position": False, "estimate_class_position": True}}
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="fit the model on a dataset and write a run directory",
                        description="Fit the model on a dataset and write a run directory (model.pt, config.json, "
@@ -45,6 +51,12 @@ def add_parser(sub) -> None:
                    help="N, the atoms per alloy in the likelihood (weight of reconstruction against KL; "
                         "default: ModelConfig.total_count)")
     p.add_argument("--alpha", type=float, help="weight of the classification loss (default: ModelConfig.alpha)")
+    p.add_argument("--descriptor-model", choices=("style", "gaussian"),
+                   help="the descriptor view: style (an MLP of a 2-D style, the default) or gaussian (one "
+                        "full-covariance Gaussian per class)")
+    p.add_argument("--class-position", choices=CLASS_POSITIONS,
+                   help="learned (the default): each class has a place in the latent; none: the composition "
+                        "does not depend on y; estimated: none in training, then the class means of the latent")
     p.add_argument("--epochs", type=int, help="full-batch SVI steps, an epoch each (default: TrainConfig.steps)")
     p.add_argument("--lr", type=float, help="learning rate (default: TrainConfig.lr)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing on success")
@@ -148,7 +160,9 @@ def run_train(args) -> int:
     label = "single_phase" if args.classes == 2 else "phase"
     given = lambda **options: {k: v for k, v in options.items() if v is not None}  # noqa: E731
     model_config = ModelConfig(n_classes=args.classes, **given(latent_dim=args.latent_dim, alpha=args.alpha,
-                                                              decoder=args.decoder, total_count=args.total_count))
+                                                              decoder=args.decoder, total_count=args.total_count,
+                                                              descriptor_model=args.descriptor_model),
+                               **CLASS_POSITIONS.get(args.class_position, {}))
     train_config = TrainConfig(seed=args.seed, **given(steps=args.epochs, lr=args.lr))
     dataset = args.dataset if args.dataset in BUILTIN_DATASETS else os.path.abspath(args.dataset)
     with staged_run_dir(args.out, force=args.force) as out:  # --out is checked before the data and training

@@ -164,7 +164,11 @@ class PhaseModel:
                 f"{self.n_classes} classes {list(self.class_names)}"
             )
         pool = None if candidates is None else CandidateTensors(candidates, self.vocabulary, self.scaler)
+        self.vae.clear_class_positions()  # (estimated ones) training runs without them
         self.trainer.fit(train, val, progress=progress, pool=pool)
+        if self.vae.config.estimate_class_position:
+            self.vae.eval()
+            self.vae.estimate_class_positions(train)
         return self
 
     # ------------------------------------------------------------ prediction

@@ -246,8 +246,8 @@ class DescriptorEncoder(nn.Module):
 
 
 def _no_class_position(module, inputs, out):
-    """Forward hook of a class shift that must stay zero (``class_position=False``)."""
-    return torch.zeros_like(out)
+    """Forward hook of the class shift with ``class_position=False``: zero until the positions are estimated."""
+    return out if bool(module.estimated) else torch.zeros_like(out)
 
 
 class LinearCompositionDecoder(nn.Module):
@@ -275,6 +275,8 @@ class LinearCompositionDecoder(nn.Module):
         self.class_shift = nn.Linear(n_classes, latent_dim, bias=False)
         if not class_position:  # mu_y = 0 for every class: the composition does not depend on y
             nn.init.zeros_(self.class_shift.weight)
+            # set by PhaseVAE.estimate_class_positions after training (saved with the weights)
+            self.class_shift.register_buffer("estimated", torch.tensor(False))
             self.class_shift.register_forward_hook(_no_class_position)
 
     def forward(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:

@@ -129,7 +129,14 @@ class ModelConfig:
     class_position : bool
         With the linear decoder, give each class its place mu_y in the
         latent (the default); ``False`` makes the composition independent
-        of y (mu_y = 0), so that only the descriptor view carries the phase.
+        of y (mu_y = 0) in training, so that only the descriptor view
+        carries the phase.
+    estimate_class_position : bool
+        With ``class_position=False``: after training, set mu_y to the mean
+        of the encoder's latent over the training alloys of class y
+        (:meth:`PhaseVAE.estimate_class_positions`), so that a decode can be
+        conditioned on y without the class position taking part in the
+        inference of y (cutting its feedback).
     shared_noise : bool
         Draw z and u of an unlabelled alloy with one noise for every
         enumerated y (common random numbers, :mod:`pyro_hea.model.shared_noise`).
@@ -147,6 +154,7 @@ class ModelConfig:
     descriptor_hidden: list[int] = field(default_factory=lambda: [64, 64])
     descriptor_model: str = "style"
     class_position: bool = True
+    estimate_class_position: bool = False
     shared_noise: bool = False
 
     def __post_init__(self):
@@ -166,6 +174,9 @@ class ModelConfig:
             raise PyroHeaError(f"descriptor_latent_dim must be 0 or more, got {self.descriptor_latent_dim}")
         if self.descriptor_model not in DESCRIPTOR_MODELS:
             raise PyroHeaError(f"descriptor_model must be one of {list(DESCRIPTOR_MODELS)}, got {self.descriptor_model!r}")
+        if self.estimate_class_position and self.class_position:
+            raise PyroHeaError("estimate_class_position needs class_position=False (the positions are then "
+                               "estimated after training instead of learned)")
         if not self.class_position and self.decoder != "linear":
             raise PyroHeaError("class_position=False needs the linear decoder (the MLP decoder reads y directly)")
         self.hidden = [int(h) for h in self.hidden]
@@ -349,6 +360,55 @@ class PhaseVAE(nn.Module):
         """Expected composition in at.% for latent z and class y, shape (..., elements)."""
         y = torch.as_tensor(y, dtype=torch.long).expand(z.shape[:-1])
         return 100.0 * torch.softmax(self.decoder(z, self.one_hot(y)), dim=-1)
+
+    @torch.no_grad()
+    def estimate_class_positions(self, alloys: AlloyTensors) -> torch.Tensor:
+        """Set mu_y to the mean encoder latent m(x) of class y over ``alloys``; returns mu, shape (K, latent_dim).
+
+        Labelled alloys count for their class, unlabelled ones (label -1) for
+        each class with weight q(y | x). Only for ``class_position=False``
+        with ``estimate_class_position=True``; the positions are zero again
+        while the model trains (:meth:`clear_class_positions`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyro_hea.data.splits import DescriptorScaler
+        >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2, class_position=False,
+        ...                                          estimate_class_position=True))
+        >>> a = AlloyTensors.from_compositions(np.array([[50., 50.], [10., 90.]]), ["Fe", "Ni"],
+        ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
+        >>> a.y = torch.tensor([0, 1])
+        >>> mu = vae.estimate_class_positions(a)
+        >>> bool(torch.allclose(vae.decode(torch.zeros(1, 2), 0), vae.decode(torch.zeros(1, 2), 1)))  # y moves it
+        False
+        """
+        if not self.config.estimate_class_position:
+            raise PyroHeaError("estimate_class_positions needs ModelConfig(class_position=False, "
+                               "estimate_class_position=True)")
+        if len(alloys) == 0:
+            raise PyroHeaError("estimate_class_positions needs at least one alloy")
+        self.clear_class_positions()
+        K = self.config.n_classes
+        weights = torch.where((alloys.y >= 0)[:, None], self.one_hot(alloys.y.clamp(min=0)), self.predict_proba(alloys))
+        missing = [k for k in range(K) if float(weights[:, k].sum()) <= 0]
+        if missing:
+            raise PyroHeaError(f"no training alloy of class(es) {missing} to place the class position at")
+        y0 = torch.zeros(len(alloys), dtype=torch.long)
+        m, _ = self.encoder(alloys.x, alloys.features, self.one_hot(y0))  # the shift is still zero: m(x)
+        mu = (weights.T @ m) / weights.sum(0)[:, None]
+        shift = self.decoder.class_shift
+        shift.weight.copy_(mu.T)
+        shift.estimated.fill_(True)
+        return mu
+
+    @torch.no_grad()
+    def clear_class_positions(self) -> None:
+        """Zero the estimated class positions (training runs without them)."""
+        shift = getattr(self.decoder, "class_shift", None)  # the MLP decoder has none
+        if shift is not None and hasattr(shift, "estimated"):
+            shift.weight.zero_()
+            shift.estimated.fill_(False)
 
     def fit_feature_bins(self, features: torch.Tensor) -> None:
         """Place the classifier's descriptor bins at quantiles of the training ``features`` (standardized).
