@@ -87,9 +87,10 @@ PYRO_METHODS = {
     # Added after a look at the test rows of the two above (never a default): 3,000 of the
     # candidates, so that the fit stays full batch and only the pool differs from labels-only.
     "pyro-hea/candidates-3k": ("standard-normal", "uniform", {}, "candidates-3k"),
-    # Issue 10, session 17, chosen on validation before its test rows were read (never the
-    # default: its composition does not depend on y, so design cannot condition a decode on y):
-    # the phase only in the descriptor view, one full-covariance Gaussian per class (QDA).
+    # Issue 10, session 17, chosen on validation before its test rows were read (not the default):
+    # the phase only in the descriptor view, one full-covariance Gaussian per class (QDA), and no
+    # class position in training (with estimate_class_position=True the positions are set after
+    # training for design; that does not change q(y|x), so these rows stand for it too).
     "pyro-hea/gaussian-descriptors": ("standard-normal", "uniform",
                                       {"descriptor_model": "gaussian", "class_position": False}, "semi"),
 }

@@ -261,3 +261,15 @@ def test_train_command_takes_the_descriptor_model_and_the_class_position(tmp_pat
     err = capsys.readouterr().err
     assert "linear decoder" in err and "Traceback" not in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_estimating_the_positions_leaves_the_classifier_bit_identical(pei):
+    """So the pyro-hea/gaussian-descriptors study rows stand for the estimated-position model too."""
+    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    split = paper_split(sub, seed=0, label_fraction=0.5)
+    probs = {}
+    for estimate in (False, True):
+        model = PhaseModel.fit(sub, split, progress=False, steps=6, eval_every=3, hidden=[8], latent_dim=3, seed=2,
+                               descriptor_model="gaussian", class_position=False, estimate_class_position=estimate)
+        probs[estimate] = model.predict_proba(sub)
+    np.testing.assert_array_equal(probs[False], probs[True])
