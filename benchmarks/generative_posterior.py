@@ -52,16 +52,6 @@ def variant_name(settings: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "default"
 
 
-def parse_setting(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"generative_posterior.py: --set wants KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except ValueError:
-        return key, value
-
-
 def run_config(fraction: float, seed: int, settings: dict | None = None, steps: int | None = None,
                draws: int = 16) -> dict:
     """Fit the default model on one split and score q and the generative posterior on validation."""
@@ -146,7 +136,13 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache-dir", type=Path, default=REPO / "benchmarks" / ".cache" / "generative_posterior")
     args = parser.parse_args(argv)
-    settings = dict(parse_setting(text) for text in args.set)
+    from pyro_hea.commands.options import parse_settings
+    from pyro_hea.errors import PyroHeaError
+
+    try:
+        settings = parse_settings(args.set)
+    except PyroHeaError as err:
+        raise SystemExit(f"generative_posterior.py: {err}") from None
     configs = [{"fraction": f, "seed": s, "settings": settings, "steps": args.steps}
                for s in args.seeds for f in args.fractions]
     result = run_sweep(run_config, configs, args.cache_dir, workers=args.jobs, desc="fits")

@@ -26,6 +26,8 @@ Usage::
 
     python benchmarks/group_kfold.py --jobs 2
     python benchmarks/group_kfold.py --folds 5 --steps 20 --out-dir /tmp/gk  # tiny
+    python benchmarks/group_kfold.py --methods pyro-hea pyro-hea/labels-only --set descriptor_model=gaussian \
+        class_position=false --out-dir /tmp/gk  # a variant (docs/results/group_kfold_gaussian.md)
 """
 
 from __future__ import annotations
@@ -141,10 +143,19 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--scheduler", default=None,
                    help="address of a Dask scheduler to run the folds on (default: DASK_SCHEDULER_ADDRESS if set)")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="PhaseModel.fit overrides of a pyro-hea variant (default: the package defaults)")
     args = p.parse_args(argv)
+    from pyro_hea.commands.options import parse_settings
+    from pyro_hea.errors import PyroHeaError
+
+    try:
+        variant = parse_settings(args.set)
+    except PyroHeaError as err:
+        raise SystemExit(f"group_kfold.py: {err}") from None
     de = _data_efficiency()
     df = de._dataset()
-    settings = {} if args.steps is None else {"steps": args.steps}
+    settings = {**({} if args.steps is None else {"steps": args.steps}), **variant}
     tasks = [{"method": m, "fold": fold, "split": split, "settings": settings}
              for fold, split in fold_splits(df, args.folds) for m in args.methods]
     tasks.sort(key=lambda t: t["method"] not in PYRO)

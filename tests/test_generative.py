@@ -198,7 +198,7 @@ def test_the_generative_posterior_benchmark_runs_tiny_and_keeps_other_variants(t
     assert "Variant: class_position=False" in (tmp_path / "generative_posterior.md").read_text()
     assert len(pd.read_csv(tmp_path / "generative_posterior.csv")) == 2
     with pytest.raises(SystemExit, match="KEY=VALUE"):
-        bench.parse_setting("shared_noise")
+        bench.main(common + ["--set", "shared_noise"])
 
 
 def test_estimated_class_positions_are_the_class_means_of_the_latent_and_stay_out_of_training(pei, tmp_path):

@@ -8,11 +8,12 @@ with exit status 2. Nothing here imports more than the standard library.
 
 from __future__ import annotations
 
+import json
 import math
 
 from pyro_hea.errors import PyroHeaError
 
-__all__ = ["check_int", "check_number", "check_seed", "MAX_SEED"]
+__all__ = ["check_int", "check_number", "check_seed", "parse_settings", "MAX_SEED"]
 
 #: Seeds are 32-bit, as NumPy's and torch's generators take them.
 MAX_SEED = 2**32 - 1
@@ -85,3 +86,23 @@ def check_seed(args, name: str = "seed") -> None:
     pyro_hea.errors.PyroHeaError: --seed must be an integer from 0 to 4294967295, got 4294967296
     """
     check_int(args, name, 0, MAX_SEED)
+
+
+def parse_settings(texts, option: str = "--set") -> dict:
+    """``KEY=VALUE`` strings as a dict of settings; values are read as JSON, else kept as strings.
+
+    Examples
+    --------
+    >>> parse_settings(["descriptor_model=gaussian", "class_position=false", "alpha=10"])
+    {'descriptor_model': 'gaussian', 'class_position': False, 'alpha': 10}
+    """
+    settings = {}
+    for text in texts:
+        key, sep, value = str(text).partition("=")
+        if not sep or not key:
+            raise PyroHeaError(f"{option} wants KEY=VALUE, got {text!r}")
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value
+    return settings
