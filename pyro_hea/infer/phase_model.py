@@ -167,8 +167,10 @@ class PhaseModel:
         self.vae.clear_class_positions()  # (estimated ones) training runs without them
         self.trainer.fit(train, val, progress=progress, pool=pool)
         if self.vae.config.estimate_class_position:
+            mode = self.vae.training
             self.vae.eval()
             self.vae.estimate_class_positions(train)
+            self.vae.train(mode)
         return self
 
     # ------------------------------------------------------------ prediction
