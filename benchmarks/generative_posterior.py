@@ -75,14 +75,15 @@ def run_config(fraction: float, seed: int, settings: dict | None = None, steps: 
     vae = model.vae.eval()
     with torch.no_grad():
         log_q = torch.log_softmax(vae.classifier(val.x, val.features), -1)
+    q_log_odds = (log_q[:, 1] - log_q[:, 0]).numpy()
     out = {"label_fraction": float(fraction), "seed": int(seed), "variant": variant_name(variant),
-           "n_val": int(len(val)), "q": float(roc_auc_score(y, (log_q[:, 1] - log_q[:, 0]).numpy()))}
+           "n_val": int(len(val)), "q": float(roc_auc_score(y, q_log_odds))}
     terms = class_elbo_terms(vae, val, draws=draws, seed=seed, shared_noise=True)
     gap = {name: (value[1] - value[0]).numpy() for name, value in terms.items()}
     total_gap = sum(gap.values())
     out["generative"] = float(roc_auc_score(y, total_gap))
     # both estimates of the log-odds of single-phase, added (a product of the two posteriors)
-    out["q_times_generative"] = float(roc_auc_score(y, (log_q[:, 1] - log_q[:, 0]).numpy() + total_gap))
+    out["q_times_generative"] = float(roc_auc_score(y, q_log_odds + total_gap))
     for name in TERM_COLUMNS:
         # below 1e-3 nats the term is equal for both classes (it cancels up to rounding): no opinion
         out[name] = float(roc_auc_score(y, gap[name])) if np.abs(gap[name]).max() > 1e-3 else 0.5

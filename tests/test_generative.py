@@ -15,17 +15,24 @@ from pyro_hea.infer.training import make_elbo
 from pyro_hea.model.shared_noise import SharedNoiseNormal
 
 
+def _sub(pei):
+    """200 alloys of Pei 2020."""
+    return pei.sample(200, random_state=1).reset_index(drop=True)
+
+
+def _variant(pei, **config):
+    """An untrained small model of ``config`` with 12 labelled and 28 unlabelled alloys."""
+    sub = _sub(pei)
+    split = paper_split(sub, seed=0)
+    torch.manual_seed(0)
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, **config))
+    t = model.tensors(sub)
+    return model.vae, t[t.labelled][:12], t[12:40].hide_labels()
+
+
 @pytest.fixture(scope="module")
 def small(pei):
-    sub = pei.sample(200, random_state=1).reset_index(drop=True)
-    split = paper_split(sub, seed=0)
-    out = {}
-    for shared in (False, True):
-        torch.manual_seed(0)
-        model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, shared_noise=shared))
-        t = model.tensors(sub)
-        out[shared] = (model.vae, t[t.labelled][:12], t[12:40].hide_labels())
-    return out
+    return {shared: _variant(pei, shared_noise=shared) for shared in (False, True)}
 
 
 def test_shared_noise_draw_has_the_normal_marginal_and_a_common_noise():
@@ -112,15 +119,6 @@ def test_class_elbo_terms_leave_the_rng_and_the_mode_alone(small):
 
 
 # ------------------------------------------------ the variants the diagnosis compares
-def _variant(pei, **config):
-    sub = pei.sample(200, random_state=1).reset_index(drop=True)
-    split = paper_split(sub, seed=0)
-    torch.manual_seed(0)
-    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, **config))
-    t = model.tensors(sub)
-    return model.vae, t[t.labelled][:12], t[12:40].hide_labels()
-
-
 def test_gaussian_descriptor_view_is_one_full_covariance_gaussian_per_class(pei):
     vae, labelled, unlabelled = _variant(pei, descriptor_model="gaussian")
     with torch.no_grad():  # give the classes distinct means and correlations
@@ -165,7 +163,7 @@ def test_bad_variant_settings_are_refused_in_one_line(bad, message):
 
 
 def test_the_variants_save_and_load(pei, tmp_path):
-    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    sub = _sub(pei)
     split = paper_split(sub, seed=0)
     model = PhaseModel.fit(sub, split, progress=False, steps=4, eval_every=2, hidden=[8], latent_dim=2,
                            descriptor_model="gaussian", class_position=False, shared_noise=True)
@@ -202,7 +200,7 @@ def test_the_generative_posterior_benchmark_runs_tiny_and_keeps_other_variants(t
 
 
 def test_estimated_class_positions_are_the_class_means_of_the_latent_and_stay_out_of_training(pei, tmp_path):
-    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    sub = _sub(pei)
     split = paper_split(sub, seed=0, label_fraction=0.5)
     model = PhaseModel.fit(sub, split, progress=False, steps=6, eval_every=3, hidden=[8], latent_dim=3,
                            class_position=False, estimate_class_position=True)
@@ -265,7 +263,7 @@ def test_train_command_takes_the_descriptor_model_and_the_class_position(tmp_pat
 
 def test_estimating_the_positions_leaves_the_classifier_bit_identical(pei):
     """So the pyro-hea/gaussian-descriptors study rows stand for the estimated-position model too."""
-    sub = pei.sample(200, random_state=1).reset_index(drop=True)
+    sub = _sub(pei)
     split = paper_split(sub, seed=0, label_fraction=0.5)
     probs = {}
     for estimate in (False, True):

@@ -34,14 +34,12 @@ from pyro_hea.model.vae import PhaseVAE
 
 __all__ = ["TERMS", "class_elbo_terms", "generative_posterior"]
 
-#: The terms of L_y: name -> (model sites, guide sites), by the first letter of the site name.
-TERMS = {
-    "phase prior": ("y", ""),
-    "composition": ("x", ""),
-    "latent": ("z", "z"),
-    "descriptors": ("f", ""),
-    "style": ("u", "u"),
-}
+#: The terms of L_y.
+TERMS = ("phase prior", "composition", "latent", "descriptors", "style")
+#: The term each sample site adds to (model sites with +log p, guide sites with -log q), by the
+#: site name's prefix: ``z_labelled`` is z.
+_MODEL_SITES = {"y": "phase prior", "x": "composition", "z": "latent", "f": "descriptors", "u": "style"}
+_GUIDE_SITES = {"z": "latent", "u": "style"}
 
 
 def _as_class(alloys: AlloyTensors, k: int) -> AlloyTensors:
@@ -95,13 +93,11 @@ def class_elbo_terms(vae: PhaseVAE, alloys: AlloyTensors, draws: int = 16, seed:
                     torch.manual_seed(seed * 100_003 + r + (0 if shared_noise else 7_919 * (k + 1)))
                     guide = poutine.trace(vae.guide).get_trace(labelled=one)
                     model = poutine.trace(poutine.replay(vae.model, trace=guide)).get_trace(labelled=one)
-                    for name, (model_site, guide_site) in TERMS.items():
-                        term = torch.zeros(n)
-                        for trace, letter, sign in ((model, model_site, 1.0), (guide, guide_site, -1.0)):
-                            for site, node in trace.nodes.items():
-                                if letter and node["type"] == "sample" and site.startswith(f"{letter}_"):
-                                    term = term + sign * node["fn"].log_prob(node["value"])
-                        totals[name][k] += term / draws
+                    for trace, sites, sign in ((model, _MODEL_SITES, 1.0), (guide, _GUIDE_SITES, -1.0)):
+                        for site, node in trace.nodes.items():
+                            name = sites.get(site.split("_")[0]) if node["type"] == "sample" else None
+                            if name is not None:
+                                totals[name][k] += sign * node["fn"].log_prob(node["value"]) / draws
     finally:
         vae.train(was_training)
     return totals
