@@ -242,7 +242,8 @@ def fit_classifier_only(df, split, seed: int, settings: dict):
     best, best_loss, best_step = copy.deepcopy(clf.state_dict()), float("inf"), 0
     for step in range(1, tc.steps + 1):
         opt.zero_grad()
-        loss = w * torch.nn.functional.cross_entropy(clf(lab.x, lab.features), lab.y, reduction="sum")
+        logits = clf.member_logits(lab.x, lab.features)  # (members, n, K): each member on its own loss
+        loss = w * sum(torch.nn.functional.cross_entropy(m, lab.y, reduction="sum") for m in logits) / len(logits)
         loss.backward()
         opt.step()
         if step % tc.eval_every == 0 or step == tc.steps:

@@ -112,28 +112,46 @@ class PhaseClassifier(nn.Module):
 
     With ``n_bins > 0`` the descriptors are first expanded by a
     :class:`PiecewiseLinearEncoding`; with ``use_composition`` the at.%
-    composition (scaled to fractions) is appended.
+    composition (scaled to fractions) is appended. With ``n_members > 1`` it
+    is a deep ensemble: M networks on the same inputs, each trained on its
+    own classification loss (:meth:`member_logits`), whose probabilities are
+    averaged, ``q(y | x) = (1/M) sum_m q_m(y | x)``.
 
     Examples
     --------
     >>> PhaseClassifier(8, 55, 2, [100, 100], n_bins=8)(torch.zeros(3, 55), torch.zeros(3, 8)).shape
     torch.Size([3, 2])
+    >>> PhaseClassifier(8, 55, 2, [16], n_members=5).member_logits(torch.zeros(3, 55), torch.zeros(3, 8)).shape
+    torch.Size([5, 3, 2])
     """
 
     def __init__(self, n_descriptors: int, n_elements: int, n_classes: int, hidden: Sequence[int],
-                 use_composition: bool = False, n_bins: int = 0):
+                 use_composition: bool = False, n_bins: int = 0, n_members: int = 1):
         super().__init__()
         self.use_composition = use_composition
+        self.n_members = int(n_members)
         self.encoding = PiecewiseLinearEncoding(n_descriptors, n_bins) if n_bins > 0 else None
         n_in = (self.encoding.n_out if self.encoding is not None else n_descriptors)
         n_in += n_elements if use_composition else 0
-        self.net = MLP(n_in, hidden, n_classes)
+        # one network keeps the layout (and the checkpoints) of the single classifier
+        self.net = (MLP(n_in, hidden, n_classes) if self.n_members == 1
+                    else nn.ModuleList(MLP(n_in, hidden, n_classes) for _ in range(self.n_members)))
 
-    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def member_logits(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Each member's logits, shape (M, ..., K)."""
         inputs = self.encoding(features) if self.encoding is not None else features
         if self.use_composition:
             inputs = broadcast_cat(inputs, x / 100.0)
-        return self.net(inputs)
+        if self.n_members == 1:
+            return self.net(inputs).unsqueeze(0)
+        return torch.stack([net(inputs) for net in self.net])
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        logits = self.member_logits(x, features)
+        if self.n_members == 1:
+            return logits[0]
+        # log of the mean member probability: the ensemble's normalized logits
+        return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(self.n_members)
 
 
 class LatentEncoder(nn.Module):

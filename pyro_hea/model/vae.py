@@ -112,6 +112,12 @@ class ModelConfig:
         Bins of the piecewise-linear encoding of each descriptor in q(y|x)
         (0: the raw standardized descriptors only). Edges are set to
         quantiles of the training descriptors by :meth:`PhaseVAE.fit_feature_bins`.
+    classifier_members : int
+        M, the networks of q(y|x): with M > 1 a deep ensemble whose members
+        each carry their own classification loss and whose probabilities are
+        averaged (Lakshminarayanan et al., NeurIPS 2017).
+    classifier_hidden : list of int or None
+        Hidden widths of each classifier network (None: ``hidden``).
     decoder : {"linear", "mlp"}
         ``"linear"``: element logits ``W (z + mu_y) + b``, which reconstructs
         element combinations never seen in training; ``"mlp"``: the
@@ -149,6 +155,8 @@ class ModelConfig:
     total_count: int = 1000
     classifier_uses_composition: bool = False
     classifier_bins: int = 8
+    classifier_members: int = 1
+    classifier_hidden: list[int] | None = None
     decoder: str = "linear"
     descriptor_latent_dim: int = 2
     descriptor_hidden: list[int] = field(default_factory=lambda: [64, 64])
@@ -168,6 +176,8 @@ class ModelConfig:
             raise PyroHeaError(f"total_count must be a positive number of atoms, got {self.total_count}")
         if self.classifier_bins < 0:
             raise PyroHeaError(f"classifier_bins must be 0 or more, got {self.classifier_bins}")
+        if self.classifier_members < 1:
+            raise PyroHeaError(f"classifier_members must be 1 or more, got {self.classifier_members}")
         if self.decoder not in DECODERS:
             raise PyroHeaError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
         if self.descriptor_latent_dim < 0:
@@ -180,6 +190,8 @@ class ModelConfig:
         if not self.class_position and self.decoder != "linear":
             raise PyroHeaError("class_position=False needs the linear decoder (the MLP decoder reads y directly)")
         self.hidden = [int(h) for h in self.hidden]
+        if self.classifier_hidden is not None:
+            self.classifier_hidden = [int(h) for h in self.classifier_hidden]
         self.descriptor_hidden = [int(h) for h in self.descriptor_hidden]
 
     def to_dict(self) -> dict:
@@ -242,8 +254,8 @@ class PhaseVAE(nn.Module):
         self.prior_y.bind(self.vocabulary, c.n_classes, c.latent_dim)
         self.decoder = (LinearCompositionDecoder(c.latent_dim, c.n_classes, n_el, class_position=c.class_position)
                         if c.decoder == "linear" else CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden))
-        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.hidden, c.classifier_uses_composition,
-                                          c.classifier_bins)
+        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.classifier_hidden or c.hidden,
+                                          c.classifier_uses_composition, c.classifier_bins, c.classifier_members)
         # With the linear decoder the encoder subtracts the decoder's class positions mu_y exactly.
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
                                      class_shift=getattr(self.decoder, "class_shift", None))
@@ -312,7 +324,8 @@ class PhaseVAE(nn.Module):
                     # loss += w * -log q(y | x). has_rsample=True: it is a plain loss
                     # term; with False the ELBO would treat it as a non-reparameterized
                     # site and add a score-function term (cost * grad log-factor).
-                    pyro.factor("classification_loss", -self.label_weight * q_y.log_prob(y), has_rsample=True)
+                    pyro.factor("classification_loss", -self.label_weight * self._label_log_prob(alloys, q_y),
+                                has_rsample=True)
                 else:
                     y = pyro.sample(f"y_{part}", q_y, infer={"enumerate": "parallel"})
                 y_onehot = self.one_hot(y)
@@ -321,6 +334,13 @@ class PhaseVAE(nn.Module):
                 if self.config.descriptor_model == "style" and self.config.descriptor_latent_dim > 0:
                     loc_u, scale_u = self.descriptor_encoder(alloys.features, y_onehot)
                     pyro.sample(f"u_{part}", self._posterior(loc_u, scale_u, part))
+
+    def _label_log_prob(self, alloys: AlloyTensors, q_y: dist.Categorical) -> torch.Tensor:
+        """log q(y | x) of the labels; for an ensemble the mean over members of log q_m(y | x)."""
+        if self.classifier.n_members == 1:
+            return q_y.log_prob(alloys.y)
+        log_q = torch.log_softmax(self.classifier.member_logits(alloys.x, alloys.features), dim=-1)
+        return log_q.gather(-1, alloys.y.long().expand(log_q.shape[:-1]).unsqueeze(-1)).squeeze(-1).mean(0)
 
     def _posterior(self, loc, scale, part: str):
         """A diagonal Normal; for unlabelled alloys with ``shared_noise``, one noise for every enumerated y."""
