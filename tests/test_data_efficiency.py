@@ -46,6 +46,7 @@ def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
     assert json.loads(pyro_row["details"])["steps_run"] == 4
     md = (out / "data_efficiency.md").read_text()
     assert "| pyro-hea |" in md and '"steps": 4' in md
+    assert "| 0.05 | logistic-regression | " in md  # the paired-difference table
     assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     cached = sorted((tmp_path / "cache").rglob("f0.05_s0_*.json"))
     assert len(cached) == 2
@@ -143,3 +144,36 @@ def test_labels_only_and_classifier_only_rows_see_no_unlabelled_row(de, pei):
 def test_expert_rows_run_only_at_their_fractions(de, tmp_path):
     table, counts = de.run_study(["pyro-hea/expert-y"], [0.05, 0.5], [0], {"steps": 2}, tmp_path, progress=False)
     assert counts["configurations"] == 1 and set(table["label_fraction"]) == {0.05}
+
+
+def test_paired_differences_pair_by_seed_and_pick_the_best_baseline(de):
+    rows = []
+    for seed, (ours, ablation, lr, gb) in enumerate([(0.90, 0.88, 0.70, 0.91), (0.80, 0.81, 0.60, 0.79),
+                                                     (0.85, 0.80, 0.65, 0.84)]):
+        for method, auc in (("pyro-hea", ours), ("pyro-hea/labels-only", ablation),
+                            ("logistic-regression", lr), ("hist-gradient-boosting", gb)):
+            rows.append({"method": method, "label_fraction": 0.1, "seed": seed, "test_auc": auc})
+    d = de.paired_differences(pd.DataFrame(rows)).set_index("against")
+    assert list(d.index) == ["pyro-hea/labels-only", "hist-gradient-boosting"]  # not the worse baseline
+    assert d.loc["pyro-hea/labels-only", "mean"] == pytest.approx((0.02 - 0.01 + 0.05) / 3)
+    assert d.loc["pyro-hea/labels-only", "at_least_as_good"] == "2 of 3"
+    gb = d.loc["hist-gradient-boosting"]
+    assert gb["mean"] == pytest.approx(0.01 / 3) and gb["low"] < gb["mean"] < gb["high"]
+    assert gb["at_least_as_good"] == "2 of 3"
+
+
+def test_the_validation_selection_benchmark_reads_no_test_row_and_keeps_variants(tmp_path, pei):
+    spec = importlib.util.spec_from_file_location("validation_selection", SCRIPT.parent / "validation_selection.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = ["--fractions", "0.05", "--seeds", "0", "--steps", "3", "--out-dir", str(tmp_path),
+              "--cache-dir", str(tmp_path / "cache")]
+    bench.main(common)
+    table = bench.main(common + ["--set", "classifier_members=2"])
+    assert list(table["variant"]) == ["default", "classifier_members=2"]
+    assert table[["auc", "brier", "ece"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (table["n_val"] == 57).all()
+    md = (tmp_path / "validation_selection.md").read_text()
+    assert "| classifier_members=2 |" in md and "test was not read" in md
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bench.main(common + ["--set", "classifier_members"])

@@ -146,6 +146,36 @@ def test_labelled_loss_is_minus_elbo_plus_alpha_times_cross_entropy(sub, k):
     assert float(cross_entropy) > 0
 
 
+def test_an_ensemble_classifier_averages_probabilities_and_each_member_carries_its_own_loss(sub):
+    split = paper_split(sub, seed=0)
+    torch.manual_seed(0)
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, classifier_members=3,
+                                                     classifier_hidden=[8]))
+    vae, t = model.vae, model.tensors(sub)
+    labelled = t[t.labelled][:N_LAB]
+    with torch.no_grad():
+        member = torch.log_softmax(vae.classifier.member_logits(labelled.x, labelled.features), -1)  # (3, n, 2)
+        assert member.shape == (3, N_LAB, 2) and vae.classifier.net[0][0].out_features == 8
+        # q(y|x) is the mean of the members' probabilities, not of their logits
+        torch.testing.assert_close(vae.predict_proba(labelled), member.exp().mean(0))
+        assert not torch.allclose(member[0], member[1])  # independently initialized members
+        # the labelled loss adds w * the mean over members of each member's cross-entropy
+        member_ce = -member.gather(-1, labelled.y[None, :, None].expand(3, -1, 1)).sum((1, 2)).mean()
+        mixture_ce = -torch.log(vae.predict_proba(labelled)).gather(-1, labelled.y[:, None]).sum()
+        losses = {}
+        for w in (0.0, 10.0):
+            vae.label_weight.fill_(w)
+            pyro.set_rng_seed(1)
+            losses[w] = make_elbo(strict=False).loss(vae.model, vae.guide, labelled, None)
+    assert losses[10.0] - losses[0.0] == pytest.approx(10.0 * float(member_ce), rel=1e-3)
+    assert float(member_ce) != pytest.approx(float(mixture_ce), rel=1e-3)  # the two losses differ here
+
+
+def test_one_classifier_network_keeps_the_checkpoint_layout():
+    assert "classifier.net.0.weight" in PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_members=1)).state_dict()
+    assert "classifier.net.2.0.weight" in PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_members=3)).state_dict()
+
+
 def test_classification_term_adds_exactly_alpha_times_its_gradient(sub):
     """On labelled alloys q(y|x) enters only through alpha * CE: no score-function term.
 
@@ -268,7 +298,8 @@ def test_decoder_outputs_compositions_and_depends_on_y(fitted):
     assert vae.reconstruct(t).shape == (2, len(model.vocabulary))
 
 
-@pytest.mark.parametrize("bad", [{"n_classes": 1}, {"latent_dim": 0}, {"alpha": -1.0}, {"decoder": "transformer"}])
+@pytest.mark.parametrize("bad", [{"n_classes": 1}, {"latent_dim": 0}, {"alpha": -1.0}, {"decoder": "transformer"},
+                                 {"classifier_members": 0}])
 def test_model_config_rejects_bad_settings(bad):
     with pytest.raises(PyroHeaError, match=next(iter(bad))):
         ModelConfig(**bad)
