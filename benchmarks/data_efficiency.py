@@ -182,8 +182,12 @@ def _dataset():
 def _metrics(y: np.ndarray, probs: np.ndarray) -> dict:
     from pyro_hea.infer.metrics import classification_metrics
 
+    from sklearn.metrics import log_loss
+
     m = classification_metrics(y, probs)
-    return {"auc": m["auc"], "accuracy": m["accuracy"]}
+    p = np.clip(np.asarray(probs, dtype=float), 1e-7, 1.0)
+    return {"auc": m["auc"], "accuracy": m["accuracy"], "brier": m["brier"], "ece": m["ece"],
+            "log_loss": float(log_loss(y, p / p.sum(1, keepdims=True), labels=list(range(p.shape[1]))))}
 
 
 def multicomponent_rows(df) -> np.ndarray:
@@ -201,6 +205,8 @@ def _scores(out: dict, df, split, predict) -> dict:
         rows = (split == part).to_numpy() & known
         m = _metrics(y[rows].to_numpy(int), predict(df[rows]))
         out[f"{part}_auc"], out[f"{part}_accuracy"] = m["auc"], m["accuracy"]
+        if part == "test":  # calibration of the predicted probabilities
+            out.update({f"test_{k}": m[k] for k in ("log_loss", "brier", "ece")})
     rows = (split == "test").to_numpy() & known & multicomponent_rows(df)
     labels = y[rows].to_numpy(int)
     out["test_auc_multi"] = (float(roc_auc_score(labels, predict(df[rows])[:, 1])) if len(set(labels)) == 2
@@ -424,21 +430,25 @@ def run_study(methods, fractions, seeds, pyro_settings: dict, cache_dir: Path, j
 
 def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The committed CSV: one row per method, fraction and seed."""
-    out = table[["method", "label_fraction", "seed", "test_auc", "test_auc_multi", "test_accuracy", "val_auc",
-                 "val_accuracy",
-                 "n_labelled", "n_unlabelled", "fit_seconds"]].copy()
+    # results cached before the calibration columns existed read as NaN there
+    out = table.reindex(columns=["method", "label_fraction", "seed", "test_auc", "test_auc_multi", "test_accuracy",
+                                 "val_auc", "val_accuracy", "test_log_loss", "test_brier", "test_ece",
+                                 "n_labelled", "n_unlabelled", "fit_seconds"]).copy()
     out["settings"] = [json.dumps(s, sort_keys=True) if s else "" for s in table["settings"]]
     out["details"] = [json.dumps(d, sort_keys=True) for d in table["details"]]
     return out
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds of test AUC and accuracy per method and fraction."""
+    """Mean and sd over seeds of test AUC, accuracy and calibration per method and fraction."""
+    table = table.reindex(columns=list(dict.fromkeys([*table.columns, "test_log_loss", "test_ece"])))
     g = table.groupby(["method", "label_fraction"], sort=False)
     s = g.agg(auc_mean=("test_auc", "mean"), auc_sd=("test_auc", "std"),
               multi_mean=("test_auc_multi", "mean"), multi_sd=("test_auc_multi", "std"),
               val_mean=("val_auc", "mean"), val_sd=("val_auc", "std"), acc_mean=("test_accuracy", "mean"),
               acc_sd=("test_accuracy", "std"), n_seeds=("seed", "nunique"),
+              ll_mean=("test_log_loss", "mean"), ll_sd=("test_log_loss", "std"),
+              ece_mean=("test_ece", "mean"), ece_sd=("test_ece", "std"),
               n_labelled=("n_labelled", "mean")).reset_index()
     return s
 
@@ -497,10 +507,11 @@ def markdown(table: pd.DataFrame, meta: dict, keep: str = "") -> str:
     methods = list(dict.fromkeys(table["method"]))
     n_lab = s.groupby("label_fraction")["n_labelled"].mean()
 
-    def grid(mean, sd):
+    def grid(mean, sd, lower=False):
         head = "| method | " + " | ".join(f"{f:g} ({n_lab[f]:.0f})" for f in fractions) + " |"
         lines = [head, "|---|" + "---:|" * len(fractions)]
-        best = {f: s[s.label_fraction == f][mean].max() for f in fractions}
+        best = {f: (s[s.label_fraction == f][mean].min() if lower else s[s.label_fraction == f][mean].max())
+                for f in fractions}
         for m in methods:
             cells = []
             for f in fractions:
@@ -550,6 +561,17 @@ def markdown(table: pd.DataFrame, meta: dict, keep: str = "") -> str:
         "",
         grid("acc_mean", "acc_sd"),
         "",
+        *([] if s["ece_mean"].isna().all() else [
+            "## Calibration on test: log-loss and expected calibration error (lower is better)",
+            "",
+            "Log-loss of the predicted probability of single-phase:",
+            "",
+            grid("ll_mean", "ll_sd", lower=True),
+            "",
+            "Expected calibration error (10 equal-width bins):",
+            "",
+            grid("ece_mean", "ece_sd", lower=True),
+            ""]),
         "![AUC against label fraction](data_efficiency.png)",
         "",
         "## Protocol",
