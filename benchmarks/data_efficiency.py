@@ -393,6 +393,16 @@ def run_config(method: str, fraction: float, seed: int, pyro_settings: dict, cac
     return record
 
 
+CALIBRATION_COLUMNS = ("test_log_loss", "test_brier", "test_ece")
+
+
+def _with_calibration(record: dict) -> dict:
+    """The record with the test calibration metrics as columns (they travel in ``details``)."""
+    details = dict(record.get("details", {}))
+    lifted = {k: details.pop(k) for k in CALIBRATION_COLUMNS if k in details}
+    return {**record, **lifted, "details": details}
+
+
 # ------------------------------------------------------------------------- study
 def run_study(methods, fractions, seeds, pyro_settings: dict, cache_dir: Path, jobs: int = 1,
               progress: bool = True, scheduler: str | None = None, client=None) -> tuple[pd.DataFrame, dict]:
@@ -421,7 +431,7 @@ def run_study(methods, fractions, seeds, pyro_settings: dict, cache_dir: Path, j
                 f"AUC={record['test_auc']:.3f}")
 
     done = _sweep(run_config, tasks, cache_dir, key, jobs, scheduler, client, progress, postfix=postfix)
-    table = pd.DataFrame.from_records(done.results)
+    table = pd.DataFrame.from_records([_with_calibration(r) for r in done.results])
     order = {m: i for i, m in enumerate(methods)}
     table = table.sort_values(["method", "label_fraction", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
     table = table.reset_index(drop=True)
@@ -432,7 +442,7 @@ def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The committed CSV: one row per method, fraction and seed."""
     # results cached before the calibration columns existed read as NaN there
     out = table.reindex(columns=["method", "label_fraction", "seed", "test_auc", "test_auc_multi", "test_accuracy",
-                                 "val_auc", "val_accuracy", "test_log_loss", "test_brier", "test_ece",
+                                 "val_auc", "val_accuracy", *CALIBRATION_COLUMNS,
                                  "n_labelled", "n_unlabelled", "fit_seconds"]).copy()
     out["settings"] = [json.dumps(s, sort_keys=True) if s else "" for s in table["settings"]]
     out["details"] = [json.dumps(d, sort_keys=True) for d in table["details"]]
@@ -453,47 +463,50 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return s
 
 
-def paired_differences(table: pd.DataFrame, reference: str = "pyro-hea") -> pd.DataFrame:
-    """Test AUC of ``reference`` minus each comparison's, paired by split seed, per label fraction.
+def paired_differences(table: pd.DataFrame, reference: str = "pyro-hea", metric: str = "test_auc") -> pd.DataFrame:
+    """``metric`` of ``reference`` minus each comparison's, paired by split seed, per label fraction.
 
     The comparisons are ``pyro-hea/labels-only`` and the supervised baseline
     with the best mean test AUC at that fraction (the must-targets). Columns:
     the mean difference, its 95 % t interval over seeds, and the seeds where
-    the reference is at least as good.
+    the reference is at least as good (higher AUC; for a loss, ``test_log_loss``
+    or ``test_ece``, lower).
 
     Examples
     --------
     >>> t = pd.DataFrame({"method": ["pyro-hea"] * 3 + ["mlp"] * 3, "label_fraction": 0.1,
-    ...                   "seed": [0, 1, 2] * 2, "test_auc": [0.9, 0.8, 0.7, 0.8, 0.8, 0.8]})
-    >>> paired_differences(t)[["against", "mean", "at_least_as_good"]].values.tolist()
-    [['mlp', 0.0, '2 of 3']]
+    ...                   "seed": [0, 1, 2] * 2, "test_auc": [0.9, 0.9, 0.7, 0.8, 0.8, 0.8]})
+    >>> paired_differences(t).round(3)[["against", "mean", "at_least_as_good"]].values.tolist()
+    [['mlp', 0.033, '2 of 3']]
     """
     from scipy import stats
 
-    rows = []
+    rows, sign = [], (-1 if metric in ("test_log_loss", "test_brier", "test_ece") else 1)
     for fraction, part in table.groupby("label_fraction"):
-        wide = part.pivot_table(index="seed", columns="method", values="test_auc")
+        auc = part.pivot_table(index="seed", columns="method", values="test_auc")
+        wide = part.pivot_table(index="seed", columns="method", values=metric)
         if reference not in wide:
             continue
         baselines = [m for m in BASELINE_GRIDS if m in wide]
         against = [m for m in ("pyro-hea/labels-only",) if m in wide]
         if baselines:
-            against.append(max(baselines, key=lambda m: wide[m].mean()))
+            against.append(max(baselines, key=lambda m: auc[m].mean()))
         for other in against:
             d = (wide[reference] - wide[other]).dropna()
             half = (float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
                     if len(d) > 1 else float("nan"))
             rows.append({"label_fraction": fraction, "against": other, "mean": float(d.mean()),
                          "low": float(d.mean()) - half, "high": float(d.mean()) + half,
-                         "at_least_as_good": f"{int((d >= 0).sum())} of {len(d)}"})
+                         "at_least_as_good": f"{int((sign * d >= 0).sum())} of {len(d)}"})
     return pd.DataFrame(rows)
 
 
-def _paired_markdown(table: pd.DataFrame) -> str:
-    d = paired_differences(table)
+def _paired_markdown(table: pd.DataFrame, metric: str = "test_auc") -> str:
+    d = paired_differences(table, metric=metric)
     if d.empty:
         return "(no pyro-hea rows)"
-    lines = ["| labels | against | mean difference | 95 % interval | seeds where pyro-hea ≥ |", "|---|---|---:|---|---|"]
+    lines = ["| labels | against | mean difference | 95 % interval | seeds where pyro-hea is as good or better |",
+             "|---|---|---:|---|---|"]
     for r in d.itertuples():
         lines.append(f"| {r.label_fraction:g} | {r.against} | {r.mean:+.4f} | [{r.low:+.4f}, {r.high:+.4f}] "
                      f"| {r.at_least_as_good} |")
@@ -567,6 +580,10 @@ def markdown(table: pd.DataFrame, meta: dict, keep: str = "") -> str:
             "Log-loss of the predicted probability of single-phase:",
             "",
             grid("ll_mean", "ll_sd", lower=True),
+            "",
+            "pyro-hea's log-loss minus the other method's, paired by seed (negative: pyro-hea is better):",
+            "",
+            _paired_markdown(table, "test_log_loss"),
             "",
             "Expected calibration error (10 equal-width bins):",
             "",

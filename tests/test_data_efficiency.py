@@ -39,6 +39,8 @@ def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
     assert list(csv.columns[:6]) == ["method", "label_fraction", "seed", "test_auc", "test_auc_multi", "test_accuracy"]
     assert set(csv["method"]) == {"pyro-hea", "logistic-regression"}
     assert csv["test_auc"].between(0, 1).all() and csv["test_accuracy"].between(0, 1).all()
+    assert csv[["test_brier", "test_ece"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (csv["test_log_loss"] > 0).all()
     # identical split and label subset for every method
     assert csv["n_labelled"].nunique() == 1 and csv["n_unlabelled"].nunique() == 1
     pyro_row = csv[csv.method == "pyro-hea"].iloc[0]
