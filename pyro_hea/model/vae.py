@@ -394,6 +394,7 @@ class PhaseVAE(nn.Module):
         --------
         >>> import numpy as np
         >>> from pyro_hea.data.splits import DescriptorScaler
+        >>> _ = torch.manual_seed(0)
         >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2, class_position=False,
         ...                                          estimate_class_position=True))
         >>> a = AlloyTensors.from_compositions(np.array([[50., 50.], [10., 90.]]), ["Fe", "Ni"],
