@@ -111,6 +111,8 @@ BASELINE_GRIDS = {
                                "min_samples_leaf": [2, 5, 20]},
 }
 METHODS = tuple(PYRO_METHODS) + tuple(BASELINE_GRIDS)
+#: Test calibration metrics of each configuration (recorded in its details, columns of the table).
+CALIBRATION_COLUMNS = ("test_log_loss", "test_brier", "test_ece")
 ANALYSIS_MARKER = "<!-- analysis: text below this line is kept when the table is regenerated -->"
 
 
@@ -180,14 +182,11 @@ def _dataset():
 
 
 def _metrics(y: np.ndarray, probs: np.ndarray) -> dict:
-    from pyro_hea.infer.metrics import classification_metrics
-
-    from sklearn.metrics import log_loss
+    from pyro_hea.infer.metrics import classification_metrics, mean_log_loss
 
     m = classification_metrics(y, probs)
-    p = np.clip(np.asarray(probs, dtype=float), 1e-7, 1.0)
     return {"auc": m["auc"], "accuracy": m["accuracy"], "brier": m["brier"], "ece": m["ece"],
-            "log_loss": float(log_loss(y, p / p.sum(1, keepdims=True), labels=list(range(p.shape[1]))))}
+            "log_loss": mean_log_loss(y, probs)}
 
 
 def multicomponent_rows(df) -> np.ndarray:
@@ -206,7 +205,7 @@ def _scores(out: dict, df, split, predict) -> dict:
         m = _metrics(y[rows].to_numpy(int), predict(df[rows]))
         out[f"{part}_auc"], out[f"{part}_accuracy"] = m["auc"], m["accuracy"]
         if part == "test":  # calibration of the predicted probabilities
-            out.update({f"test_{k}": m[k] for k in ("log_loss", "brier", "ece")})
+            out.update({k: m[k.removeprefix("test_")] for k in CALIBRATION_COLUMNS})
     rows = (split == "test").to_numpy() & known & multicomponent_rows(df)
     labels = y[rows].to_numpy(int)
     out["test_auc_multi"] = (float(roc_auc_score(labels, predict(df[rows])[:, 1])) if len(set(labels)) == 2
@@ -393,9 +392,6 @@ def run_config(method: str, fraction: float, seed: int, pyro_settings: dict, cac
     return record
 
 
-CALIBRATION_COLUMNS = ("test_log_loss", "test_brier", "test_ece")
-
-
 def _with_calibration(record: dict) -> dict:
     """The record with the test calibration metrics as columns (they travel in ``details``)."""
     details = dict(record.get("details", {}))
@@ -451,7 +447,7 @@ def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over seeds of test AUC, accuracy and calibration per method and fraction."""
-    table = table.reindex(columns=list(dict.fromkeys([*table.columns, "test_log_loss", "test_ece"])))
+    table = table.reindex(columns=list(dict.fromkeys([*table.columns, *CALIBRATION_COLUMNS])))
     g = table.groupby(["method", "label_fraction"], sort=False)
     s = g.agg(auc_mean=("test_auc", "mean"), auc_sd=("test_auc", "std"),
               multi_mean=("test_auc_multi", "mean"), multi_sd=("test_auc_multi", "std"),
@@ -481,7 +477,7 @@ def paired_differences(table: pd.DataFrame, reference: str = "pyro-hea", metric:
     """
     from scipy import stats
 
-    rows, sign = [], (-1 if metric in ("test_log_loss", "test_brier", "test_ece") else 1)
+    rows, sign = [], (-1 if metric in CALIBRATION_COLUMNS else 1)
     for fraction, part in table.groupby("label_fraction"):
         auc = part.pivot_table(index="seed", columns="method", values="test_auc")
         wide = part.pivot_table(index="seed", columns="method", values=metric)

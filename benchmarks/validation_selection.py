@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,11 +51,10 @@ def variant_name(settings: dict) -> str:
 def run_config(fraction: float, seed: int, settings: dict | None = None, steps: int | None = None) -> dict:
     """Fit one variant on one split; score q(y|x) on the validation labels (never on test)."""
     import torch
-    from sklearn.metrics import log_loss
     from threadpoolctl import threadpool_limits
 
     from pyro_hea import PhaseModel, load_dataset, paper_split
-    from pyro_hea.infer.metrics import classification_metrics
+    from pyro_hea.infer.metrics import classification_metrics, mean_log_loss
 
     torch.set_num_threads(1)
     df = load_dataset("pei2020")
@@ -71,7 +69,7 @@ def run_config(fraction: float, seed: int, settings: dict | None = None, steps: 
     m = classification_metrics(y, probs)
     return {"label_fraction": float(fraction), "seed": int(seed), "variant": variant_name(settings),
             "n_val": int(rows.sum()), "auc": float(m["auc"]), "brier": float(m["brier"]), "ece": float(m["ece"]),
-            "log_loss": float(log_loss(y, np.clip(probs[:, 1], 1e-7, 1 - 1e-7), labels=[0, 1])),
+            "log_loss": mean_log_loss(y, probs),
             "best_step": int(model.trainer.state.best_step), "fit_seconds": time.perf_counter() - started}
 
 

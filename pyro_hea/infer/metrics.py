@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
-__all__ = ["calibration_bins", "expected_calibration_error", "classification_metrics", "reconstruction_metrics"]
+__all__ = ["calibration_bins", "expected_calibration_error", "mean_log_loss", "classification_metrics",
+           "reconstruction_metrics"]
 
 
 def calibration_bins(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> list[dict]:
@@ -47,6 +48,18 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: in
     if not total:
         return float("nan")
     return float(sum(r["n"] / total * abs(r["accuracy"] - r["confidence"]) for r in rows))
+
+
+def mean_log_loss(y_true: np.ndarray, probs: np.ndarray, floor: float = 1e-7) -> float:
+    """Mean negative log-probability of the true class, probabilities floored at ``floor`` and renormalized.
+
+    Examples
+    --------
+    >>> round(mean_log_loss(np.array([1, 0]), np.array([[0.5, 0.5], [1.0, 0.0]])), 4)
+    0.3466
+    """
+    p = np.clip(np.asarray(probs, dtype=float), floor, 1.0)
+    return float(log_loss(np.asarray(y_true, dtype=int), p / p.sum(1, keepdims=True), labels=list(range(p.shape[1]))))
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
