@@ -176,6 +176,33 @@ def test_one_classifier_network_keeps_the_checkpoint_layout():
     assert "classifier.net.2.0.weight" in PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_members=3)).state_dict()
 
 
+def test_tree_bin_edges_read_only_the_labelled_rows(sub):
+    """Target-aware bins come from the labelled alloys' labels; unlabelled rows' hidden labels do not move them."""
+    split = paper_split(sub, seed=0, label_fraction=0.5)
+    edges = {}
+    for how in ("quantile", "tree"):
+        model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, classifier_bin_edges=how))
+        edges[how] = model.vae.classifier.encoding.edges.clone()
+    assert edges["tree"].shape == edges["quantile"].shape
+    assert bool((edges["tree"].diff(dim=-1) >= 0).all())  # sorted
+    assert not torch.allclose(edges["tree"], edges["quantile"])
+    # the outer edges stay the training range
+    torch.testing.assert_close(edges["tree"][:, [0, -1]], edges["quantile"][:, [0, -1]])
+    flipped = sub.copy()
+    hidden = (split == "unlabelled").to_numpy()
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    again = PhaseModel.build(flipped, split, ModelConfig(hidden=[16], latent_dim=3, classifier_bin_edges="tree"))
+    torch.testing.assert_close(again.vae.classifier.encoding.edges, edges["tree"], rtol=0, atol=0)
+
+
+def test_tree_bin_edges_need_labels():
+    vae = PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_bin_edges="tree"))
+    with pytest.raises(PyroHeaError, match="needs the training labels"):
+        vae.fit_feature_bins(torch.randn(20, 8))
+    vae.fit_feature_bins(torch.randn(20, 8), torch.full((20,), -1))  # no labels known: quantiles only
+    assert bool((vae.classifier.encoding.edges.diff(dim=-1) >= 0).all())
+
+
 def test_classification_term_adds_exactly_alpha_times_its_gradient(sub):
     """On labelled alloys q(y|x) enters only through alpha * CE: no score-function term.
 
@@ -299,7 +326,7 @@ def test_decoder_outputs_compositions_and_depends_on_y(fitted):
 
 
 @pytest.mark.parametrize("bad", [{"n_classes": 1}, {"latent_dim": 0}, {"alpha": -1.0}, {"decoder": "transformer"},
-                                 {"classifier_members": 0}])
+                                 {"classifier_members": 0}, {"classifier_bin_edges": "kmeans"}])
 def test_model_config_rejects_bad_settings(bad):
     with pytest.raises(PyroHeaError, match=next(iter(bad))):
         ModelConfig(**bad)

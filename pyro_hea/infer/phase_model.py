@@ -33,7 +33,7 @@ from pyro_hea.infer.metrics import classification_metrics, reconstruction_metric
 from pyro_hea.model.vae import ModelConfig, PhaseVAE
 from pyro_hea.model.priors import LatentPrior, PhasePrior, make_prior, prior_name
 from pyro_hea.data.splits import DescriptorScaler
-from pyro_hea.model.tensors import AlloyTensors, CandidateTensors
+from pyro_hea.model.tensors import AlloyTensors, CandidateTensors, labels_from_frame
 from pyro_hea.infer.training import TrainConfig, Trainer
 
 __all__ = ["PhaseModel", "CLASS_NAMES"]
@@ -100,7 +100,9 @@ class PhaseModel:
         scaler = DescriptorScaler.fit(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
         vae = PhaseVAE(element_vocabulary(df), model_config or ModelConfig(), prior_z, prior_y)
         train_features = scaler.transform(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
-        vae.fit_feature_bins(torch.as_tensor(train_features, dtype=torch.float32))
+        labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
+        labels[split[train_rows].to_numpy() != "labelled"] = -1  # only the labelled rows' labels
+        vae.fit_feature_bins(torch.as_tensor(train_features, dtype=torch.float32), torch.as_tensor(labels))
         return cls(vae, scaler, Trainer(vae, train_config or TrainConfig()), metadata)
 
     @classmethod

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "MLP", "ClassGaussianDescriptors", "PiecewiseLinearEncoding", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
+    "MLP", "ClassGaussianDescriptors", "PiecewiseLinearEncoding", "tree_thresholds", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
     "DescriptorDecoder", "DescriptorEncoder", "broadcast_cat", "log_fractions",
 ]
 
@@ -64,6 +64,29 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+def tree_thresholds(values: torch.Tensor, labels: torch.Tensor, max_leaves: int) -> torch.Tensor:
+    """Sorted split thresholds of a decision tree on one feature, with at most ``max_leaves`` leaves.
+
+    Each leaf holds at least 2 % of the rows (and 2 rows), so that a few
+    labels do not place edges on single alloys. Fewer than two classes, or
+    fewer than 4 rows, give no threshold.
+
+    Examples
+    --------
+    >>> tree_thresholds(torch.arange(10.0), (torch.arange(10) >= 6).long(), 4).tolist()
+    [5.5]
+    """
+    from sklearn.tree import DecisionTreeClassifier
+
+    if len(values) < 4 or len(torch.unique(labels)) < 2:
+        return torch.zeros(0)
+    tree = DecisionTreeClassifier(max_leaf_nodes=max(2, max_leaves), random_state=0,
+                                  min_samples_leaf=max(2, math.ceil(0.02 * len(values))))
+    tree.fit(values.reshape(-1, 1).double().numpy(), labels.numpy())
+    split = tree.tree_.feature >= 0
+    return torch.as_tensor(tree.tree_.threshold[split], dtype=torch.float32).sort().values
+
+
 class PiecewiseLinearEncoding(nn.Module):
     """Each descriptor as itself plus its piecewise-linear encoding over ``n_bins`` bins.
 
@@ -93,12 +116,37 @@ class PiecewiseLinearEncoding(nn.Module):
         return self.n_features * (1 + self.n_bins)
 
     @torch.no_grad()
-    def fit_edges(self, features: torch.Tensor) -> None:
-        """Set the edges to the 0, 1/T, ..., 1 quantiles of ``features`` (n, n_features)."""
+    def fit_edges(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Set the edges from the training ``features`` (n, n_features).
+
+        Without ``labels``: the 0, 1/T, ..., 1 quantiles of each feature.
+        With ``labels`` (a class per row, -1 where unknown): target-aware
+        bins, the split thresholds of a univariate decision tree with up to
+        T leaves fitted to the labelled rows of each feature (Gorishniy et
+        al. 2022), topped up with quantiles to T + 1 edges.
+
+        Examples
+        --------
+        >>> enc = PiecewiseLinearEncoding(n_features=1, n_bins=4)
+        >>> f = torch.linspace(-1.0, 1.0, 41)[:, None]
+        >>> enc.fit_edges(f, labels=(f[:, 0] > 0.3).long())
+        >>> bool(torch.isclose(enc.edges[0], torch.tensor(0.325)).any())  # the class boundary is an edge
+        True
+        """
         if features.ndim != 2 or features.shape[1] != self.n_features or len(features) < 2:
             raise ValueError(f"fit_edges needs an (n >= 2, {self.n_features}) tensor, got {tuple(features.shape)}")
-        levels = torch.linspace(0.0, 1.0, self.n_bins + 1, dtype=features.dtype)
-        self.edges.copy_(torch.quantile(features, levels, dim=0).T)
+        if labels is None:
+            levels = torch.linspace(0.0, 1.0, self.n_bins + 1, dtype=features.dtype)
+            self.edges.copy_(torch.quantile(features, levels, dim=0).T)
+            return
+        labels = torch.as_tensor(labels).reshape(-1)
+        if len(labels) != len(features):
+            raise ValueError(f"fit_edges got {len(labels)} labels for {len(features)} rows")
+        for j in range(self.n_features):
+            thresholds = tree_thresholds(features[labels >= 0, j], labels[labels >= 0], self.n_bins)
+            levels = torch.linspace(0.0, 1.0, self.n_bins + 1 - len(thresholds), dtype=features.dtype)
+            quantiles = torch.quantile(features[:, j], levels)
+            self.edges[j].copy_(torch.cat([quantiles, thresholds.to(features.dtype)]).sort().values)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         lo, hi = self.edges[:, :-1], self.edges[:, 1:]

@@ -83,6 +83,7 @@ __all__ = ["ModelConfig", "PhaseVAE", "alloy_plate"]
 
 DECODERS = {"linear": LinearCompositionDecoder, "mlp": CompositionDecoder}
 DESCRIPTOR_MODELS = ("style", "gaussian")
+BIN_EDGES = ("quantile", "tree")
 
 
 @dataclass
@@ -112,6 +113,11 @@ class ModelConfig:
         Bins of the piecewise-linear encoding of each descriptor in q(y|x)
         (0: the raw standardized descriptors only). Edges are set to
         quantiles of the training descriptors by :meth:`PhaseVAE.fit_feature_bins`.
+    classifier_bin_edges : {"quantile", "tree"}
+        Where those edges go: ``"quantile"``, the quantiles of all training
+        descriptors (labelled and unlabelled); ``"tree"``, the thresholds of a
+        decision tree on each descriptor of the labelled alloys (target-aware
+        bins), topped up with quantiles.
     classifier_members : int
         M, the networks of q(y|x): with M > 1 a deep ensemble whose members
         each carry their own classification loss and whose probabilities are
@@ -155,6 +161,7 @@ class ModelConfig:
     total_count: int = 1000
     classifier_uses_composition: bool = False
     classifier_bins: int = 8
+    classifier_bin_edges: str = "quantile"
     classifier_members: int = 1
     classifier_hidden: list[int] | None = None
     decoder: str = "linear"
@@ -176,6 +183,8 @@ class ModelConfig:
             raise PyroHeaError(f"total_count must be a positive number of atoms, got {self.total_count}")
         if self.classifier_bins < 0:
             raise PyroHeaError(f"classifier_bins must be 0 or more, got {self.classifier_bins}")
+        if self.classifier_bin_edges not in BIN_EDGES:
+            raise PyroHeaError(f"classifier_bin_edges must be one of {list(BIN_EDGES)}, got {self.classifier_bin_edges!r}")
         if self.classifier_members < 1:
             raise PyroHeaError(f"classifier_members must be 1 or more, got {self.classifier_members}")
         if self.decoder not in DECODERS:
@@ -431,8 +440,13 @@ class PhaseVAE(nn.Module):
             shift.weight.zero_()
             shift.estimated.fill_(False)
 
-    def fit_feature_bins(self, features: torch.Tensor) -> None:
-        """Place the classifier's descriptor bins at quantiles of the training ``features`` (standardized).
+    def fit_feature_bins(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Place the classifier's descriptor bins from the training ``features`` (standardized).
+
+        With ``classifier_bin_edges="tree"`` the ``labels`` of the rows (-1
+        where unlabelled) place them (see
+        :meth:`~pyro_hea.model.networks.PiecewiseLinearEncoding.fit_edges`);
+        otherwise they sit at quantiles and ``labels`` is not read.
 
         Examples
         --------
@@ -441,8 +455,15 @@ class PhaseVAE(nn.Module):
         >>> vae.classifier.encoding.edges.shape
         torch.Size([8, 5])
         """
-        if self.classifier.encoding is not None:
-            self.classifier.encoding.fit_edges(torch.as_tensor(features, dtype=torch.float32))
+        if self.classifier.encoding is None:
+            return
+        if self.config.classifier_bin_edges == "tree":
+            if labels is None:
+                raise PyroHeaError("classifier_bin_edges='tree' needs the training labels to place the bins")
+            labels = torch.as_tensor(labels, dtype=torch.long)
+        else:
+            labels = None
+        self.classifier.encoding.fit_edges(torch.as_tensor(features, dtype=torch.float32), labels)
 
     def posterior_mode(self, alloys: AlloyTensors, y: torch.Tensor | None = None, steps: int = 50) -> torch.Tensor:
         """The mode of p(z | x, y): maximize log p(x | z, y) + log p(z) from q(z | x, y)'s mean.
