@@ -179,3 +179,25 @@ def test_the_validation_selection_benchmark_reads_no_test_row_and_keeps_variants
     assert "| classifier_members=2 |" in md and "test was not read" in md
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         bench.main(common + ["--set", "classifier_members"])
+
+
+def test_platt_scaling_repairs_an_overconfident_predictor(de):
+    """An over-confident but informative predictor: recalibration on val lowers its test log-loss."""
+    from pyro_hea.infer.metrics import mean_log_loss
+
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        y = rng.integers(0, 2, n)
+        right = rng.random(n) < 0.75  # 75 % right, always 99 % sure
+        p1 = np.where(right == (y == 1), 0.99, 0.01)
+        return y, np.stack([1 - p1, p1], axis=1)
+
+    (y_val, p_val), (y_test, p_test) = draw(400), draw(400)
+    recal = de.platt_scale(y_val, p_val, p_test)
+    assert np.allclose(recal.sum(1), 1.0)
+    assert mean_log_loss(y_test, recal) < 0.6 < mean_log_loss(y_test, p_test)
+    # the order of the alloys (and so the AUC) is kept
+    assert (np.argsort(recal[:, 1], kind="stable") == np.argsort(p_test[:, 1], kind="stable")).all()
+    one_class = p_test[:4]
+    assert de.platt_scale(np.zeros(4, int), p_val[:4], one_class) is one_class  # nothing to fit: unchanged
