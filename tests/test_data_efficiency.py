@@ -201,3 +201,20 @@ def test_platt_scaling_repairs_an_overconfident_predictor(de):
     assert (np.argsort(recal[:, 1], kind="stable") == np.argsort(p_test[:, 1], kind="stable")).all()
     one_class = p_test[:4]
     assert de.platt_scale(np.zeros(4, int), p_val[:4], one_class) is one_class  # nothing to fit: unchanged
+
+
+def test_the_corpus_pool_holds_real_alloys_that_pei2020_lacks(pei):
+    spec = importlib.util.spec_from_file_location("validation_selection", SCRIPT.parent / "validation_selection.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from pyro_hea import load_dataset, paper_split
+    from pyro_hea.data.datasets import composition_matrix, element_vocabulary
+
+    split = paper_split(pei, seed=0, label_fraction=0.05)
+    pool = bench.corpus_pool(pei, split)
+    corpus = load_dataset("corpus")
+    assert 8_000 < len(pool) < len(corpus)  # every Pei 2020 alloy left out, the rest kept
+    known = {tuple(row) for row in np.round(composition_matrix(pei, element_vocabulary(pei)), 6)}
+    rows = np.round(pool.take(np.arange(len(pool))), 6)
+    assert not any(tuple(r) in known for r in rows)
+    assert np.allclose(rows.sum(1), 100.0)
