@@ -197,6 +197,11 @@ def multicomponent_rows(df) -> np.ndarray:
 def platt_scale(y_val: np.ndarray, p_val: np.ndarray, p_test: np.ndarray) -> np.ndarray:
     """``p_test`` recalibrated by Platt scaling: a logistic regression on the logit of p(single) fitted on val.
 
+    As in Platt (1999), the targets are smoothed to (N+ + 1) / (N+ + 2) and
+    1 / (N- + 2), so that a validation set the predictor separates perfectly
+    does not send the slope to infinity (each row enters twice, once per
+    class, weighted by its target).
+
     Examples
     --------
     >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
@@ -209,9 +214,14 @@ def platt_scale(y_val: np.ndarray, p_val: np.ndarray, p_test: np.ndarray) -> np.
         p1 = np.clip(p[:, 1], 1e-6, 1 - 1e-6)
         return np.log(p1 / (1 - p1))[:, None]
 
+    y_val = np.asarray(y_val)
     if len(set(y_val)) < 2:
         return p_test
-    fit = LogisticRegression(C=1e4, max_iter=1000).fit(logit(p_val), y_val)
+    n_pos, n_neg = int((y_val == 1).sum()), int((y_val == 0).sum())
+    target = np.where(y_val == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    features = np.concatenate([logit(p_val)] * 2)
+    labels = np.concatenate([np.ones(len(y_val), int), np.zeros(len(y_val), int)])
+    fit = LogisticRegression(C=1e4, max_iter=1000).fit(features, labels, sample_weight=np.concatenate([target, 1 - target]))
     return fit.predict_proba(logit(p_test))
 
 
@@ -233,6 +243,8 @@ def _scores(out: dict, df, split, predict) -> dict:
             out.update({k: m[k.removeprefix("test_")] for k in ("test_log_loss", "test_brier", "test_ece")})
     # every method recalibrated alike: Platt scaling fitted on the validation labels
     out["test_log_loss_platt"] = mean_log_loss(probs["test"][0], platt_scale(*probs["val"], probs["test"][1]))
+    for part in ("val", "test"):  # p(single-phase) per alloy, in split order: recalibrations recomputable from the cache
+        out[f"{part}_p_single"] = [round(float(p), 6) for p in probs[part][1][:, 1]]
     rows = (split == "test").to_numpy() & known & multicomponent_rows(df)
     labels = y[rows].to_numpy(int)
     out["test_auc_multi"] = (float(roc_auc_score(labels, predict(df[rows])[:, 1])) if len(set(labels)) == 2
@@ -468,7 +480,9 @@ def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
                                  "val_auc", "val_accuracy", *CALIBRATION_COLUMNS,
                                  "n_labelled", "n_unlabelled", "fit_seconds"]).copy()
     out["settings"] = [json.dumps(s, sort_keys=True) if s else "" for s in table["settings"]]
-    out["details"] = [json.dumps(d, sort_keys=True) for d in table["details"]]
+    # the per-alloy probabilities stay in the cache, not in the CSV
+    out["details"] = [json.dumps({k: v for k, v in d.items() if not k.endswith("_p_single")}, sort_keys=True)
+                      for d in table["details"]]
     return out
 
 

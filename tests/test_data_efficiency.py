@@ -218,3 +218,10 @@ def test_the_corpus_pool_holds_real_alloys_that_pei2020_lacks(pei):
     rows = np.round(pool.take(np.arange(len(pool))), 6)
     assert not any(tuple(r) in known for r in rows)
     assert np.allclose(rows.sum(1), 100.0)
+
+
+def test_platt_scaling_stays_finite_on_a_separated_validation_set(de):
+    """Platt's smoothed targets: a perfectly separated val set gives a bounded slope, not p = 0 or 1."""
+    p_val = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
+    recal = de.platt_scale(np.array([0, 0, 1, 1]), p_val, np.array([[0.99, 0.01], [0.01, 0.99]]))
+    assert 0.001 < recal[0, 1] < 0.3 and 0.7 < recal[1, 1] < 0.999
