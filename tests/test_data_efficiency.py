@@ -41,6 +41,9 @@ def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
     assert csv["test_auc"].between(0, 1).all() and csv["test_accuracy"].between(0, 1).all()
     assert csv[["test_brier", "test_ece"]].apply(lambda c: c.between(0, 1)).all().all()
     assert (csv["test_log_loss"] > 0).all()
+    # the recalibrated log-loss is a column, recomputed from the probabilities that stay in the cache only
+    assert (csv["test_log_loss_platt"] > 0).all()
+    assert not any("_p_single" in d for d in csv["details"])
     # identical split and label subset for every method
     assert csv["n_labelled"].nunique() == 1 and csv["n_unlabelled"].nunique() == 1
     pyro_row = csv[csv.method == "pyro-hea"].iloc[0]
@@ -52,6 +55,11 @@ def test_tiny_grid_writes_outputs_then_resumes_from_the_cache(de, tmp_path):
     assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     cached = sorted((tmp_path / "cache").rglob("f0.05_s0_*.json"))
     assert len(cached) == 2
+    record = json.loads(cached[0].read_text())
+    assert len(record["details"]["val_p_single"]) == 57 and len(record["details"]["test_p_single"]) == 106
+    assert de.recalibrated_log_loss(record) == pytest.approx(
+        csv.set_index("method").loc[record["method"], "test_log_loss_platt"])
+    assert np.isnan(de.recalibrated_log_loss({**record, "details": {}}))  # cached without probabilities
 
     # a rerun computes nothing and reproduces the table
     mtimes = [p.stat().st_mtime_ns for p in cached]
@@ -164,10 +172,16 @@ def test_paired_differences_pair_by_seed_and_pick_the_best_baseline(de):
     assert gb["at_least_as_good"] == "2 of 3"
 
 
-def test_the_validation_selection_benchmark_reads_no_test_row_and_keeps_variants(tmp_path, pei):
+@pytest.fixture(scope="module")
+def vs():
     spec = importlib.util.spec_from_file_location("validation_selection", SCRIPT.parent / "validation_selection.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_validation_selection_benchmark_reads_no_test_row_and_keeps_variants(tmp_path, pei, vs):
+    bench = vs
     common = ["--fractions", "0.05", "--seeds", "0", "--steps", "3", "--out-dir", str(tmp_path),
               "--cache-dir", str(tmp_path / "cache")]
     bench.main(common)
@@ -203,21 +217,39 @@ def test_platt_scaling_repairs_an_overconfident_predictor(de):
     assert de.platt_scale(np.zeros(4, int), p_val[:4], one_class) is one_class  # nothing to fit: unchanged
 
 
-def test_the_corpus_pool_holds_real_alloys_that_pei2020_lacks(pei):
-    spec = importlib.util.spec_from_file_location("validation_selection", SCRIPT.parent / "validation_selection.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    from pyro_hea import load_dataset, paper_split
+def test_platt_scaling_minimizes_platts_smoothed_objective(de):
+    """The fit equals a direct minimization of the cross-entropy against Platt's smoothed targets."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 60)
+    p1 = np.clip(1 / (1 + np.exp(-(3 * (y - 0.5) + rng.normal(0, 1.5, 60)))), 1e-6, 1 - 1e-6)
+    t = np.where(y == 1, ((y == 1).sum() + 1) / ((y == 1).sum() + 2), 1 / ((y == 0).sum() + 2))
+    s = np.log(p1 / (1 - p1))
+
+    def loss(ab):
+        q = np.clip(1 / (1 + np.exp(-(ab[0] * s + ab[1]))), 1e-12, 1 - 1e-12)
+        return -(t * np.log(q) + (1 - t) * np.log(1 - q)).sum()
+
+    a, b = minimize(loss, [1.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-12}).x
+    probe = np.array([[0.8, 0.2], [0.4, 0.6]])
+    expected = 1 / (1 + np.exp(-(a * np.log(probe[:, 1] / probe[:, 0]) + b)))
+    got = de.platt_scale(y, np.stack([1 - p1, p1], axis=1), probe)[:, 1]
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_the_corpus_pool_holds_real_alloys_that_pei2020_lacks(pei, vs):
+    from pyro_hea import load_dataset
     from pyro_hea.data.datasets import composition_matrix, element_vocabulary
 
-    split = paper_split(pei, seed=0, label_fraction=0.05)
-    pool = bench.corpus_pool(pei, split)
-    corpus = load_dataset("corpus")
-    assert 8_000 < len(pool) < len(corpus)  # every Pei 2020 alloy left out, the rest kept
-    known = {tuple(row) for row in np.round(composition_matrix(pei, element_vocabulary(pei)), 6)}
-    rows = np.round(pool.take(np.arange(len(pool))), 6)
-    assert not any(tuple(r) in known for r in rows)
+    pool = vs.corpus_pool()
+    assert 8_000 < len(pool) < len(load_dataset("corpus"))
+    known = composition_matrix(pei, element_vocabulary(pei))
+    rows = pool.take(np.arange(len(pool)))
     assert np.allclose(rows.sum(1), 100.0)
+    # no Pei 2020 alloy, not even one written with rounded amounts (within 0.5 at.% on every element)
+    nearest = np.array([np.abs(known - r).max(axis=1).min() for r in rows])
+    assert nearest.min() > vs.CORPUS_MATCH_AT_PCT
 
 
 def test_platt_scaling_stays_finite_on_a_separated_validation_set(de):

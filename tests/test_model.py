@@ -199,8 +199,30 @@ def test_tree_bin_edges_need_labels():
     vae = PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_bin_edges="tree"))
     with pytest.raises(PyroHeaError, match="needs the training labels"):
         vae.fit_feature_bins(torch.randn(20, 8))
-    vae.fit_feature_bins(torch.randn(20, 8), torch.full((20,), -1))  # no labels known: quantiles only
-    assert bool((vae.classifier.encoding.edges.diff(dim=-1) >= 0).all())
+    features = torch.randn(20, 8)
+    vae.fit_feature_bins(features, torch.full((20,), -1))  # no labels known: quantiles only
+    quantile = PhaseVAE(["Fe", "Ni"], ModelConfig())
+    quantile.fit_feature_bins(features)
+    torch.testing.assert_close(vae.classifier.encoding.edges, quantile.classifier.encoding.edges)
+
+
+@pytest.mark.parametrize("n_bins", [1, 2, 8])
+def test_tree_bin_edges_keep_the_training_range_for_any_bin_count(n_bins):
+    from pyro_hea.model.networks import PiecewiseLinearEncoding
+
+    f = torch.linspace(-1.0, 1.0, 41)[:, None]
+    enc = PiecewiseLinearEncoding(n_features=1, n_bins=n_bins)
+    enc.fit_edges(f, labels=(f[:, 0] > 0.3).long())
+    assert enc.edges.shape == (1, n_bins + 1)
+    assert float(enc.edges[0, 0]) == -1.0 and float(enc.edges[0, -1]) == 1.0
+    assert (n_bins == 1) or bool(torch.isclose(enc.edges[0], torch.tensor(0.325)).any())
+
+
+def test_a_table_without_labels_builds_a_model_with_quantile_bins(sub):
+    split = paper_split(sub, seed=0)
+    PhaseModel.build(sub.drop(columns=["single_phase"]), split, ModelConfig(hidden=[16], latent_dim=3))
+    with pytest.raises(PyroHeaError, match="no 'single_phase' column"):
+        PhaseModel.build(sub.drop(columns=["single_phase"]), split, ModelConfig(classifier_bin_edges="tree"))
 
 
 def test_classification_term_adds_exactly_alpha_times_its_gradient(sub):

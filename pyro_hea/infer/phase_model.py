@@ -100,9 +100,15 @@ class PhaseModel:
         scaler = DescriptorScaler.fit(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
         vae = PhaseVAE(element_vocabulary(df), model_config or ModelConfig(), prior_z, prior_y)
         train_features = scaler.transform(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
-        labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
-        labels[split[train_rows].to_numpy() != "labelled"] = -1  # only the labelled rows' labels
-        vae.fit_feature_bins(torch.as_tensor(train_features, dtype=torch.float32), torch.as_tensor(labels))
+        labels = None
+        if vae.config.classifier_bin_edges == "tree":  # target-aware bins read the labelled rows' labels only
+            column = "single_phase" if vae.config.n_classes == 2 else "phase"
+            if column not in df.columns:
+                raise PyroHeaError(f"classifier_bin_edges='tree' needs the labels, and the table has no {column!r} column")
+            labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
+            labels[split[train_rows].to_numpy() != "labelled"] = -1
+            labels = torch.as_tensor(labels)
+        vae.fit_feature_bins(torch.as_tensor(train_features, dtype=torch.float32), labels)
         return cls(vae, scaler, Trainer(vae, train_config or TrainConfig()), metadata)
 
     @classmethod

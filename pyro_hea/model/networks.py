@@ -68,8 +68,8 @@ def tree_thresholds(values: torch.Tensor, labels: torch.Tensor, max_leaves: int)
     """Sorted split thresholds of a decision tree on one feature, with at most ``max_leaves`` leaves.
 
     Each leaf holds at least 2 % of the rows (and 2 rows), so that a few
-    labels do not place edges on single alloys. Fewer than two classes, or
-    fewer than 4 rows, give no threshold.
+    labels do not place edges on single alloys. Fewer than two classes,
+    fewer than 4 rows, or fewer than 2 leaves give no threshold.
 
     Examples
     --------
@@ -78,9 +78,9 @@ def tree_thresholds(values: torch.Tensor, labels: torch.Tensor, max_leaves: int)
     """
     from sklearn.tree import DecisionTreeClassifier
 
-    if len(values) < 4 or len(torch.unique(labels)) < 2:
+    if max_leaves < 2 or len(values) < 4 or len(torch.unique(labels)) < 2:
         return torch.zeros(0)
-    tree = DecisionTreeClassifier(max_leaf_nodes=max(2, max_leaves), random_state=0,
+    tree = DecisionTreeClassifier(max_leaf_nodes=max_leaves, random_state=0,
                                   min_samples_leaf=max(2, math.ceil(0.02 * len(values))))
     tree.fit(values.reshape(-1, 1).double().numpy(), labels.numpy())
     split = tree.tree_.feature >= 0
@@ -96,8 +96,8 @@ class PiecewiseLinearEncoding(nn.Module):
     phase-formation rules do (delta <= 6.6 %, VEC >= 8), which a Softplus MLP
     on the raw values learns only slowly (Gorishniy, Rubachev and Babenko,
     NeurIPS 2022). The edges are a buffer: uniform over [-2.5, 2.5] until
-    :meth:`fit_edges` sets them to quantiles of the training features, and
-    they are saved with the weights.
+    :meth:`fit_edges` sets them from the training features (quantiles, or
+    target-aware tree thresholds), and they are saved with the weights.
 
     Examples
     --------

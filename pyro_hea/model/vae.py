@@ -111,8 +111,9 @@ class ModelConfig:
         Feed q(y|x) the composition as well as the descriptors.
     classifier_bins : int
         Bins of the piecewise-linear encoding of each descriptor in q(y|x)
-        (0: the raw standardized descriptors only). Edges are set to
-        quantiles of the training descriptors by :meth:`PhaseVAE.fit_feature_bins`.
+        (0: the raw standardized descriptors only). Edges are set from the
+        training descriptors by :meth:`PhaseVAE.fit_feature_bins` (see
+        ``classifier_bin_edges``).
     classifier_bin_edges : {"quantile", "tree"}
         Where those edges go: ``"quantile"``, the quantiles of all training
         descriptors (labelled and unlabelled); ``"tree"``, the thresholds of a
