@@ -127,7 +127,8 @@ def markdown(table: pd.DataFrame, command: str) -> str:
         lines += [f"## Validation {metric.replace('_', '-')} ({better} is better)", "",
                   "| variant | " + " | ".join(f"{f:g}" for f in fractions) + " | mean | seeds |",
                   "|---" * (len(fractions) + 3) + "|"]
-        for variant, part in table.groupby("variant", sort=False):
+        order = sorted(dict.fromkeys(table["variant"]), key=lambda v: v != "default")  # the default first
+        for variant, part in ((v, table[table["variant"] == v]) for v in order):
             by = part.groupby("label_fraction")[metric]
             cells = [f"{by.mean()[f]:.3f} ± {by.std(ddof=1).fillna(0)[f]:.3f}" if f in by.mean() else ""
                      for f in fractions]
