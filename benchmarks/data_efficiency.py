@@ -227,15 +227,29 @@ def platt_scale(y_val: np.ndarray, p_val: np.ndarray, p_test: np.ndarray) -> np.
     return fit.predict_proba(logit(p_test))
 
 
+def scored_rows(df, split, part: str) -> np.ndarray:
+    """The alloys of ``part`` ("val" or "test") with a known label: the rows every score reads."""
+    return (split == part).to_numpy() & df["single_phase"].notna().to_numpy()
+
+
+@functools.lru_cache(maxsize=None)
+def _split_labels(seed: int, fraction: float) -> dict[str, np.ndarray]:
+    """The val and test labels of the split a configuration was scored on."""
+    from pyro_hea import paper_split
+
+    df = _dataset()
+    split = paper_split(df, seed=seed, label_fraction=fraction)
+    return {part: df["single_phase"][scored_rows(df, split, part)].to_numpy(int) for part in ("val", "test")}
+
+
 def _scores(out: dict, df, split, predict) -> dict:
     """val / test AUC and accuracy, and test AUC on the >= 4-element test alloys, into ``out``."""
     from sklearn.metrics import roc_auc_score
 
     y = df["single_phase"]
-    known = y.notna().to_numpy()
     probs = {}
     for part in ("val", "test"):
-        rows = (split == part).to_numpy() & known
+        rows = scored_rows(df, split, part)
         probs[part] = (y[rows].to_numpy(int), predict(df[rows]))
         m = _metrics(*probs[part])
         out[f"{part}_auc"], out[f"{part}_accuracy"] = m["auc"], m["accuracy"]
@@ -243,11 +257,11 @@ def _scores(out: dict, df, split, predict) -> dict:
             out.update({k: m[k.removeprefix("test_")] for k in FITTED_CALIBRATION})
     for part in ("val", "test"):  # p(single-phase) of each labelled val / test alloy, in table order
         out[f"{part}_p_single"] = [round(float(p), 6) for p in probs[part][1][:, 1]]
-    rows = (split == "test").to_numpy() & known & multicomponent_rows(df)
-    labels = y[rows].to_numpy(int)
-    out["test_auc_multi"] = (float(roc_auc_score(labels, predict(df[rows])[:, 1])) if len(set(labels)) == 2
-                             else float("nan"))
-    out["n_test_multi"] = int(rows.sum())
+    # the >= 4-element test alloys, among the test predictions already made
+    multi = multicomponent_rows(df)[scored_rows(df, split, "test")]
+    labels, p_test = probs["test"][0][multi], probs["test"][1][multi]
+    out["test_auc_multi"] = float(roc_auc_score(labels, p_test[:, 1])) if len(set(labels)) == 2 else float("nan")
+    out["n_test_multi"] = int(multi.sum())
     return out
 
 
@@ -435,16 +449,12 @@ def recalibrated_log_loss(record: dict) -> float:
     Computed when the table is built, so the cache holds only what the fit predicted and a change of
     the recalibration needs no refit; NaN for a record cached without its probabilities.
     """
-    from pyro_hea import paper_split
     from pyro_hea.infer.metrics import mean_log_loss
 
     details = record.get("details", {})
     if "val_p_single" not in details or "test_p_single" not in details:
         return float("nan")
-    df = _dataset()
-    split = paper_split(df, seed=record["seed"], label_fraction=record["label_fraction"])
-    y = df["single_phase"]
-    labels = {part: y[(split == part).to_numpy() & y.notna().to_numpy()].to_numpy(int) for part in ("val", "test")}
+    labels = _split_labels(int(record["seed"]), float(record["label_fraction"]))
     probs = {part: np.asarray(details[f"{part}_p_single"], dtype=float) for part in ("val", "test")}
     if any(len(labels[part]) != len(probs[part]) for part in probs):
         raise ValueError(f"cached probabilities of {record['method']} (fraction {record['label_fraction']}, seed "

@@ -102,9 +102,6 @@ class PhaseModel:
         train_features = scaler.transform(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
         labels = None
         if vae.config.classifier_bin_edges == "tree":  # target-aware bins read the labelled rows' labels only
-            column = "single_phase" if vae.config.n_classes == 2 else "phase"
-            if column not in df.columns:
-                raise PyroHeaError(f"classifier_bin_edges='tree' needs the labels, and the table has no {column!r} column")
             labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
             labels[split[train_rows].to_numpy() != "labelled"] = -1
             labels = torch.as_tensor(labels)

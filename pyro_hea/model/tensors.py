@@ -28,6 +28,9 @@ def labels_from_frame(df: pd.DataFrame, n_classes: int) -> np.ndarray:
     >>> labels_from_frame(pd.DataFrame({"single_phase": [1, 0, None]}), 2).tolist()
     [1, 0, -1]
     """
+    column = {2: "single_phase", 4: "phase"}.get(n_classes)
+    if column is not None and column not in df.columns:
+        raise PyroHeaError(f"the table has no {column!r} column, which holds the labels of K = {n_classes} classes")
     if n_classes == 2:
         col = df["single_phase"]
         return np.where(col.isna(), -1, col.fillna(-1).astype(int)).astype(int)
