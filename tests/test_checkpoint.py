@@ -359,6 +359,10 @@ def test_a_resumed_run_keeps_the_learning_rate_at_its_floor(saved, sub, split):
     loaded.trainer.config.steps = 6 * N  # without the floor, the fixed per-step decay would go on past it
     loaded.train(sub, split, progress=False)
     floor = cfg.lr * cfg.final_lr_fraction
-    rates = [g["lr"] for o in loaded.trainer.optim.optim_objs.values() for g in o.param_groups]
-    assert rates and min(rates) == pytest.approx(floor, rel=1e-9)
+    position = loaded.vae.decoder.class_shift.weight
+    rates = [g["lr"] for p, o in loaded.trainer.optim.optim_objs.items() if p is not position for g in o.param_groups]
+    assert rates and min(rates) == pytest.approx(floor, rel=1e-9) and max(rates) == pytest.approx(floor, rel=1e-9)
+    # the class positions mu_y keep their own floor, class_position_lr_factor times higher
+    (rate,) = [g["lr"] for p, o in loaded.trainer.optim.optim_objs.items() if p is position for g in o.param_groups]
+    assert rate == pytest.approx(cfg.class_position_lr_factor * floor, rel=1e-9)
     assert loaded.trainer.state.step == 6 * N

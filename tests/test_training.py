@@ -140,12 +140,52 @@ def test_selection_on_the_validation_loss(sub, split):
     _assert_same_tree(model.vae.state_dict(), model.trainer.best_weights)
 
 
+def _rates(trainer):
+    """{is the class position mu_y: [learning rates]} over the optimizer's parameters."""
+    position = trainer.vae.decoder.class_shift.weight
+    rates = {True: [], False: []}
+    for param, optim in trainer.optim.optim_objs.items():
+        rates[param is position] += [g["lr"] for g in optim.param_groups]
+    return rates
+
+
 def test_learning_rate_decays_geometrically_to_the_final_fraction(trained):
     cfg = trained.trainer.config
     groups = [g for s in trained.trainer.optimizer_state().values() for g in s["param_groups"]]
     assert groups
-    for group in groups:
-        assert group["lr"] == pytest.approx(cfg.lr * cfg.final_lr_fraction, rel=1e-6)
+    rates = _rates(trained.trainer)
+    assert len(rates[True]) == 1 and len(rates[False]) == len(groups) - 1
+    for rate in rates[False]:
+        assert rate == pytest.approx(cfg.lr * cfg.final_lr_fraction, rel=1e-6)
+    # the class positions mu_y: the same decay from class_position_lr_factor times the rate
+    assert rates[True][0] == pytest.approx(cfg.class_position_lr_factor * cfg.lr * cfg.final_lr_fraction, rel=1e-6)
+
+
+def _class_positions_and_their_optimum(model, sub, split):
+    """mu_y, and where the ELBO's gradient on mu_y vanishes: the class means of the encoder's m(x)
+    (labelled alloys for their class, unlabelled ones weighted by q(y | x)), for the N(0, I) prior."""
+    vae = model.vae
+    t = model.tensors(sub[split.isin(["labelled", "unlabelled"]).to_numpy()])
+    t.y = torch.where(torch.as_tensor(split[split.isin(["labelled", "unlabelled"])].to_numpy() == "labelled"),
+                      t.y, torch.full_like(t.y, -1))
+    mu = vae.decoder.class_shift.weight.detach().T
+    with torch.no_grad():
+        loc, _ = vae.encoder(t.x, t.features, vae.one_hot(torch.zeros(len(t), dtype=torch.long)))
+        m = loc + mu[0]
+        w = torch.where((t.y >= 0)[:, None], vae.one_hot(t.y.clamp(min=0)), vae.predict_proba(t))
+    return mu, (w.T @ m) / w.sum(0)[:, None]
+
+
+def test_the_class_positions_reach_the_point_where_their_gradient_vanishes(sub, split):
+    # Adam moves each parameter by about its learning rate per step: at the networks' rate mu_y
+    # stays near its random start; at class_position_lr_factor times it, it reaches its optimum.
+    gaps = {}
+    for factor in (1.0, 20.0):
+        model = PhaseModel.fit(sub, split, steps=250, seed=0, class_position_lr_factor=factor,
+                               hidden=[16], latent_dim=4, progress=False)
+        mu, optimum = _class_positions_and_their_optimum(model, sub, split)
+        gaps[factor] = float((mu - optimum).norm(dim=1).max() / optimum.norm(dim=1).max())
+    assert gaps[20.0] < 0.1 < gaps[1.0], gaps
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement(sub, split):
@@ -243,7 +283,9 @@ def test_nan_during_training_names_the_step(sub, split, monkeypatch):
 
 # ------------------------------------------------------------------------ bad settings
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"lr": 0.0}, {"final_lr_fraction": 1.5}, {"batch_size": 1},
-                                 {"select_on": "test_accuracy"}])
+                                 {"select_on": "test_accuracy"}, {"class_position_lr_factor": 0.0},
+                                 {"class_position_lr_factor": -1.0}, {"class_position_lr_factor": float("nan")},
+                                 {"class_position_lr_factor": float("inf")}])
 def test_train_config_rejects_bad_settings(bad):
     with pytest.raises(TrainingError):
         TrainConfig(**bad)
