@@ -161,31 +161,16 @@ def settings_hash(method: str, pyro_settings: dict) -> str:
     >>> settings_hash("mlp", {"steps": 10}) == settings_hash("mlp", {"steps": 20})
     True
     """
+    from pyro_hea.infer.phase_model import default_settings
+
     if method in PYRO_METHODS:
         # the package's defaults too: a cache written before a default changed is not reused
-        key = {"priors": PYRO_METHODS[method], "settings": pyro_settings, "defaults": package_defaults()}
+        key = {"priors": PYRO_METHODS[method], "settings": pyro_settings, "defaults": default_settings()}
     else:
         key = {"grid": {k: [list(v) if isinstance(v, tuple) else v for v in vals]
                         for k, vals in BASELINE_GRIDS[method].items()}}
     text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-@functools.lru_cache(maxsize=1)
-def package_defaults() -> dict:
-    """pyro-hea's default model and training settings, as the cache key records them.
-
-    Examples
-    --------
-    >>> package_defaults()["train"]["steps"]
-    250
-    """
-    from dataclasses import asdict
-
-    from pyro_hea.infer.training import TrainConfig
-    from pyro_hea.model.vae import ModelConfig
-
-    return {"model": asdict(ModelConfig()), "train": TrainConfig().to_dict()}
 
 
 def cache_path(cache_dir: Path, method: str, fraction: float, seed: int, pyro_settings: dict) -> Path:

@@ -85,10 +85,12 @@ def corpus_pool():
 
 
 def run_config(fraction: float, seed: int, settings: dict | None = None, steps: int | None = None,
-               pool: str = "none") -> dict:
+               pool: str = "none", defaults: dict | None = None) -> dict:
     """Fit one variant on one split; score q(y|x) on the validation labels (never on test).
 
     ``pool="corpus"`` adds :func:`corpus_pool` as unlabelled alloys, fitted full batch.
+    ``defaults`` (the package's default settings) is not read: it is part of the
+    configuration so that a result cached before a default changed is not reused.
     """
     import torch
     from threadpoolctl import threadpool_limits
@@ -159,8 +161,10 @@ def main(argv=None) -> pd.DataFrame:
         settings = parse_settings(args.set)
     except PyroHeaError as err:
         raise SystemExit(f"validation_selection.py: {err}") from None
-    # (the pool joins a configuration only when there is one, so earlier cache keys stay valid)
-    configs = [{"fraction": f, "seed": s, "settings": settings, "steps": args.steps,
+    # (the pool joins a configuration only when there is one)
+    from pyro_hea.infer.phase_model import default_settings
+
+    configs = [{"fraction": f, "seed": s, "settings": settings, "steps": args.steps, "defaults": default_settings(),
                 **({} if args.pool == "none" else {"pool": args.pool})}
                for s in args.seeds for f in args.fractions]
     result = run_sweep(run_config, configs, args.cache_dir, workers=args.jobs, desc="fits")

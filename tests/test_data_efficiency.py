@@ -257,3 +257,35 @@ def test_platt_scaling_stays_finite_on_a_separated_validation_set(de):
     p_val = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
     recal = de.platt_scale(np.array([0, 0, 1, 1]), p_val, np.array([[0.99, 0.01], [0.01, 0.99]]))
     assert 0.001 < recal[0, 1] < 0.3 and 0.7 < recal[1, 1] < 0.999
+
+
+@pytest.fixture(scope="module")
+def ds():
+    spec = importlib.util.spec_from_file_location("design_selection", SCRIPT.parent / "design_selection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_design_selection_judge_never_sees_a_test_label(pei, ds):
+    from pyro_hea import paper_split
+
+    split = paper_split(pei, seed=0)
+    judge = ds.selection_judge(pei, split)
+    labelled = pei["single_phase"].notna()
+    assert judge.n_train == int((labelled & (split != "test")).sum()) < int(labelled.sum())
+    # its training labels are exactly those of the training and validation rows
+    kept = pei[(split != "test") & labelled]
+    assert (judge._labels == kept["single_phase"].to_numpy(int)).all()
+
+
+def test_the_design_selection_benchmark_keeps_variants(tmp_path, ds):
+    common = ["--seeds", "0", "--n", "200", "--steps", "3", "--out-dir", str(tmp_path)]
+    ds.main(common)
+    table = ds.main(common + ["--set", "class_position_lr_factor=1"])
+    assert list(table["variant"]) == ["default", "class_position_lr_factor=1"]
+    assert table["judge_prefers_pct"].between(0, 100).all() and table["accepted_pct"].between(0, 100).all()
+    md = (tmp_path / "design_selection.md").read_text()
+    assert "| class_position_lr_factor=1 |" in md and "test was not read" in md
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        ds.main(common + ["--set", "class_position_lr_factor"])

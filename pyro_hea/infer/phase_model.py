@@ -42,6 +42,22 @@ __all__ = ["PhaseModel", "CLASS_NAMES"]
 CLASS_NAMES = {2: ("multi-phase", "single-phase"), 4: ("BCC", "FCC", "HCP", "multi")}
 
 
+def default_settings() -> dict:
+    """The package's default model and training settings, ``{"model": ..., "train": ...}``.
+
+    Benchmarks put it in their cache keys, so that a result cached before a
+    default changed is never reused.
+
+    Examples
+    --------
+    >>> default_settings()["train"]["class_position_lr_factor"]
+    20.0
+    """
+    from dataclasses import asdict
+
+    return {"model": asdict(ModelConfig()), "train": TrainConfig().to_dict()}
+
+
 def _prior_spec(prior) -> dict:
     return {"name": prior_name(prior), "class": type(prior).__name__, "config": prior.config()}
 
