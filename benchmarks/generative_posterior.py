@@ -53,8 +53,12 @@ def variant_name(settings: dict) -> str:
 
 
 def run_config(fraction: float, seed: int, settings: dict | None = None, steps: int | None = None,
-               draws: int = 16) -> dict:
-    """Fit the default model on one split and score q and the generative posterior on validation."""
+               draws: int = 16, defaults: dict | None = None) -> dict:
+    """Fit the default model on one split and score q and the generative posterior on validation.
+
+    ``defaults`` (the package's default settings) is not read: it is part of the
+    configuration so that a result cached before a default changed is not reused.
+    """
     import torch
     from sklearn.metrics import roc_auc_score
     from threadpoolctl import threadpool_limits
@@ -144,7 +148,9 @@ def main(argv=None) -> pd.DataFrame:
         settings = parse_settings(args.set)
     except PyroHeaError as err:
         raise SystemExit(f"generative_posterior.py: {err}") from None
-    configs = [{"fraction": f, "seed": s, "settings": settings, "steps": args.steps}
+    from pyro_hea.infer.phase_model import default_settings
+
+    configs = [{"fraction": f, "seed": s, "settings": settings, "steps": args.steps, "defaults": default_settings()}
                for s in args.seeds for f in args.fractions]
     result = run_sweep(run_config, configs, args.cache_dir, workers=args.jobs, desc="fits")
     table = pd.DataFrame(result.results)
