@@ -285,7 +285,8 @@ def test_nan_during_training_names_the_step(sub, split, monkeypatch):
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"lr": 0.0}, {"final_lr_fraction": 1.5}, {"batch_size": 1},
                                  {"select_on": "test_accuracy"}, {"class_position_lr_factor": 0.0},
                                  {"class_position_lr_factor": -1.0}, {"class_position_lr_factor": float("nan")},
-                                 {"class_position_lr_factor": float("inf")}])
+                                 {"class_position_lr_factor": float("inf")}, {"lr": "fast"},
+                                 {"class_position_lr_factor": True}, {"steps": 2.5}, {"patience": "10"}])
 def test_train_config_rejects_bad_settings(bad):
     with pytest.raises(TrainingError):
         TrainConfig(**bad)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
@@ -115,6 +116,14 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("lr", "final_lr_fraction", "clip_norm", "classifier_weight_decay", "class_position_lr_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TrainingError(f"{name} must be a number, got {value!r}")
+        for name in ("steps", "eval_every", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TrainingError(f"{name} must be an integer, got {value!r}")
         if self.steps < 1 or self.eval_every < 1 or self.patience < 1:
             raise TrainingError("steps, eval_every and patience must be positive integers")
         if not (0 < self.lr < float("inf") and 0 < self.final_lr_fraction <= 1):  # NaN fails too
