@@ -20,10 +20,16 @@ reports, per split seed and as the median over them:
 The test split is never read. Each run adds its variant's rows to
 ``docs/results/design_selection.{csv,md}``.
 
+``--judge all`` uses the package's own judge instead (every labelled alloy, test
+rows included), as ``benchmarks/design.py`` does, to report how the design
+target varies over trained models. That is an evaluation, not a selection, and
+its rows go to ``design_all_judge.{csv,md}``.
+
 Usage::
 
     python benchmarks/design_selection.py
     python benchmarks/design_selection.py --set class_position_lr_factor=1
+    python benchmarks/design_selection.py --judge all   # the package's judge: evaluation only
     python benchmarks/design_selection.py --seeds 0 --n 500 --steps 20 --out-dir /tmp/ds  # tiny
 """
 
@@ -79,8 +85,8 @@ def selection_judge(df: pd.DataFrame, split: pd.Series, n_classes: int = 2):
     return Judge.fit(df[(split != "test").to_numpy()], n_classes, seed=0)
 
 
-def run_seed(seed: int, settings: dict, n: int, steps: int | None = None) -> dict:
-    """Fit one variant on split ``seed`` and design ``n`` alloys; the selection judge scores them."""
+def run_seed(seed: int, settings: dict, n: int, steps: int | None = None, judge: str = "selection") -> dict:
+    """Fit one variant on split ``seed`` and design ``n`` alloys; the judge (``"selection"`` or ``"all"``) scores them."""
     import torch
 
     from pyro_hea import PhaseModel, load_dataset, paper_split
@@ -92,7 +98,10 @@ def run_seed(seed: int, settings: dict, n: int, steps: int | None = None) -> dic
     started = time.perf_counter()
     model = PhaseModel.fit(df, split, progress=False, **{"seed": seed, **({"steps": steps} if steps else {}),
                                                          **settings})
-    designer = Designer(model, df, split, judge=selection_judge(df, split, model.n_classes))
+    from pyro_hea.design.judge import Judge
+
+    chosen = selection_judge(df, split, model.n_classes) if judge == "selection" else Judge.fit(df, model.n_classes)
+    designer = Designer(model, df, split, judge=chosen)
     result = designer.latent(n=n, target="single-phase", seed=0)
     s, c = result.summary, result.summary["contrast"]
     return {"variant": variant_name(settings), "seed": seed, "accepted_pct": 100 * s["accept_rate"],
@@ -102,16 +111,24 @@ def run_seed(seed: int, settings: dict, n: int, steps: int | None = None) -> dic
             "seconds": time.perf_counter() - started}
 
 
-def markdown(table: pd.DataFrame, command: str) -> str:
+def markdown(table: pd.DataFrame, command: str, judge: str = "selection") -> str:
     """Medians over split seeds per variant (the default first), then every seed's row."""
-    lines = ["# Design of pyro-hea variants, judged without the test labels (model selection)", "",
-             f"`{command}`", "",
-             "Each variant is fitted on split seeds as `pyro-hea train --seed SEED` does, then designs with",
-             "`--mode latent` (design seed 0). The judge is trained on the training and validation rows",
-             "only; test was not read. Medians over split seeds. Every row here counts towards pyro-hea's",
-             "selection budget.", "",
-             "| variant | " + " | ".join(COLUMNS.values()) + " | seeds |",
-             "|---" * (len(COLUMNS) + 2) + "|"]
+    if judge == "selection":
+        head = ["# Design of pyro-hea variants, judged without the test labels (model selection)", "",
+                f"`{command}`", "",
+                "Each variant is fitted on split seeds as `pyro-hea train --seed SEED` does, then designs with",
+                "`--mode latent` (design seed 0). The judge is trained on the training and validation rows",
+                "only; test was not read. Medians over split seeds. Every row here counts towards pyro-hea's",
+                "selection budget.", ""]
+    else:
+        head = ["# Design of pyro-hea variants over trained models, with the package's judge (evaluation)", "",
+                f"`{command}`", "",
+                "Each variant is fitted on split seeds as `pyro-hea train --seed SEED` does, then designs with",
+                "`--mode latent` (design seed 0). The judge is the package's, trained on every labelled alloy,",
+                "test rows included, as in `benchmarks/design.py`; so nothing was selected on these rows.",
+                "Medians over split seeds.", ""]
+    lines = head + ["| variant | " + " | ".join(COLUMNS.values()) + " | seeds |",
+                    "|---" * (len(COLUMNS) + 2) + "|"]
     order = sorted(dict.fromkeys(table["variant"]), key=lambda v: v != "default")
     for variant in order:
         part = table[table["variant"] == variant]
@@ -138,6 +155,9 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="PhaseModel.fit overrides of the variant (default: the package default)")
     parser.add_argument("--steps", type=int, default=None, help="SVI steps (default: the package default)")
+    parser.add_argument("--judge", choices=["selection", "all"], default="selection",
+                        help="'selection': trained on the training and validation rows (default); "
+                             "'all': the package's judge, every labelled alloy (evaluation only)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     try:
@@ -146,19 +166,20 @@ def main(argv=None) -> pd.DataFrame:
         raise SystemExit(f"design_selection.py: {err}") from None
     rows = []
     for seed in args.seeds:
-        rows.append(run_seed(seed, settings, args.n, args.steps))
+        rows.append(run_seed(seed, settings, args.n, args.steps, args.judge))
         print(f"seed {seed}: judge prefers y=1 at a fixed z {rows[-1]['judge_prefers_pct']:.1f} %, "
               f"accepted {rows[-1]['accepted_pct']:.1f} %, {rows[-1]['seconds']:.0f} s", flush=True)
     table = pd.DataFrame(rows)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    csv = args.out_dir / "design_selection.csv"
+    stem = "design_selection" if args.judge == "selection" else "design_all_judge"
+    csv = args.out_dir / f"{stem}.csv"
     if csv.exists():  # keep the other variants' rows
         old = pd.read_csv(csv)
         table = pd.concat([old[old["variant"] != variant_name(settings)], table], ignore_index=True)
     table.to_csv(csv, index=False, float_format="%.6g")
     command = ("python benchmarks/design_selection.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
-    text = markdown(table, command)
-    (args.out_dir / "design_selection.md").write_text(text)
+    text = markdown(table, command, args.judge)
+    (args.out_dir / f"{stem}.md").write_text(text)
     print(text)
     return table
 

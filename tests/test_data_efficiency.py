@@ -289,3 +289,7 @@ def test_the_design_selection_benchmark_keeps_variants(tmp_path, ds):
     assert "| class_position_lr_factor=1 |" in md and "test was not read" in md
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         ds.main(common + ["--set", "class_position_lr_factor"])
+    # the package's judge (test labels included) writes its own record, never the selection one
+    ds.main(common + ["--judge", "all"])
+    assert "evaluation" in (tmp_path / "design_all_judge.md").read_text()
+    assert list(pd.read_csv(tmp_path / "design_selection.csv")["variant"]) == ["default", "class_position_lr_factor=1"]
