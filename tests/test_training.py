@@ -162,18 +162,12 @@ def test_learning_rate_decays_geometrically_to_the_final_fraction(trained):
 
 
 def _class_positions_and_their_optimum(model, sub, split):
-    """mu_y, and where the ELBO's gradient on mu_y vanishes: the class means of the encoder's m(x)
-    (labelled alloys for their class, unlabelled ones weighted by q(y | x)), for the N(0, I) prior."""
-    vae = model.vae
-    t = model.tensors(sub[split.isin(["labelled", "unlabelled"]).to_numpy()])
-    t.y = torch.where(torch.as_tensor(split[split.isin(["labelled", "unlabelled"])].to_numpy() == "labelled"),
-                      t.y, torch.full_like(t.y, -1))
-    mu = vae.decoder.class_shift.weight.detach().T
-    with torch.no_grad():
-        loc, _ = vae.encoder(t.x, t.features, vae.one_hot(torch.zeros(len(t), dtype=torch.long)))
-        m = loc + mu[0]
-        w = torch.where((t.y >= 0)[:, None], vae.one_hot(t.y.clamp(min=0)), vae.predict_proba(t))
-    return mu, (w.T @ m) / w.sum(0)[:, None]
+    """mu_y, and where the ELBO's gradient on mu_y vanishes for the N(0, I) prior: the class means of
+    the encoder's m(x) over the training alloys (``PhaseVAE.latent_class_means``)."""
+    training = split.isin(["labelled", "unlabelled"])
+    t = model.tensors(sub[training.to_numpy()])
+    t.y = torch.where(torch.as_tensor(split[training].to_numpy() == "labelled"), t.y, torch.full_like(t.y, -1))
+    return model.vae.decoder.class_shift.weight.detach().T, model.vae.latent_class_means(t)
 
 
 def test_the_class_positions_reach_the_point_where_their_gradient_vanishes(sub, split):

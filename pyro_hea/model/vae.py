@@ -420,18 +420,45 @@ class PhaseVAE(nn.Module):
         if len(alloys) == 0:
             raise PyroHeaError("estimate_class_positions needs at least one alloy")
         self.clear_class_positions()
-        K = self.config.n_classes
-        weights = torch.where((alloys.y >= 0)[:, None], self.one_hot(alloys.y.clamp(min=0)), self.predict_proba(alloys))
-        missing = [k for k in range(K) if float(weights[:, k].sum()) <= 0]
-        if missing:
-            raise PyroHeaError(f"no training alloy of class(es) {missing} to place the class position at")
-        y0 = torch.zeros(len(alloys), dtype=torch.long)
-        m, _ = self.encoder(alloys.x, alloys.features, self.one_hot(y0))  # the shift is still zero: m(x)
-        mu = (weights.T @ m) / weights.sum(0)[:, None]
+        mu = self.latent_class_means(alloys)
         shift = self.decoder.class_shift
         shift.weight.copy_(mu.T)
         shift.estimated.fill_(True)
         return mu
+
+    @torch.no_grad()
+    def latent_class_means(self, alloys: AlloyTensors) -> torch.Tensor:
+        """The mean of the encoder's m(x) over each class of ``alloys``, shape (K, latent_dim).
+
+        m(x) is the alloy's place in the class-conditional latent (the loc of
+        q(z | x, y) plus mu_y). Labelled alloys count for their class,
+        unlabelled ones (label -1) for each class with weight q(y | x). With
+        the N(0, I) prior this is where the ELBO's gradient on the class
+        positions mu_y vanishes. Needs the linear decoder (the MLP decoder's
+        encoder reads y, so it has no m(x)).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyro_hea.data.splits import DescriptorScaler
+        >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2))
+        >>> a = AlloyTensors.from_compositions(np.array([[50., 50.], [10., 90.]]), ["Fe", "Ni"],
+        ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
+        >>> a.y = torch.tensor([0, 1])
+        >>> vae.latent_class_means(a).shape
+        torch.Size([2, 2])
+        """
+        shift = self.encoder.class_shift
+        if shift is None:
+            raise PyroHeaError("latent_class_means needs the linear decoder (its class positions mu_y)")
+        weights = torch.where((alloys.y >= 0)[:, None], self.one_hot(alloys.y.clamp(min=0)), self.predict_proba(alloys))
+        missing = [k for k in range(self.config.n_classes) if float(weights[:, k].sum()) <= 0]
+        if missing:
+            raise PyroHeaError(f"no training alloy of class(es) {missing} to place the class position at")
+        y0 = self.one_hot(torch.zeros(len(alloys), dtype=torch.long))
+        loc, _ = self.encoder(alloys.x, alloys.features, y0)
+        m = loc + shift(y0)  # the encoder's loc is m(x) - mu_y
+        return (weights.T @ m) / weights.sum(0)[:, None]
 
     @torch.no_grad()
     def clear_class_positions(self) -> None:
