@@ -91,6 +91,7 @@ def run_seed(seed: int, settings: dict, n: int, steps: int | None = None, judge:
 
     from pyro_hea import PhaseModel, load_dataset, paper_split
     from pyro_hea.design.designer import Designer
+    from pyro_hea.design.judge import Judge
 
     torch.set_num_threads(1)
     df = load_dataset("pei2020")
@@ -98,8 +99,6 @@ def run_seed(seed: int, settings: dict, n: int, steps: int | None = None, judge:
     started = time.perf_counter()
     model = PhaseModel.fit(df, split, progress=False, **{"seed": seed, **({"steps": steps} if steps else {}),
                                                          **settings})
-    from pyro_hea.design.judge import Judge
-
     chosen = selection_judge(df, split, model.n_classes) if judge == "selection" else Judge.fit(df, model.n_classes)
     designer = Designer(model, df, split, judge=chosen)
     result = designer.latent(n=n, target="single-phase", seed=0)
