@@ -393,12 +393,10 @@ class PhaseVAE(nn.Module):
 
     @torch.no_grad()
     def estimate_class_positions(self, alloys: AlloyTensors) -> torch.Tensor:
-        """Set mu_y to the mean encoder latent m(x) of class y over ``alloys``; returns mu, shape (K, latent_dim).
+        """Set mu_y to :meth:`latent_class_means` of ``alloys``; returns mu, shape (K, latent_dim).
 
-        Labelled alloys count for their class, unlabelled ones (label -1) for
-        each class with weight q(y | x). Only for ``class_position=False``
-        with ``estimate_class_position=True``; the positions are zero again
-        while the model trains (:meth:`clear_class_positions`).
+        Only for ``class_position=False`` with ``estimate_class_position=True``;
+        the positions are zero again while the model trains (:meth:`clear_class_positions`).
 
         Examples
         --------
@@ -428,14 +426,9 @@ class PhaseVAE(nn.Module):
 
     @torch.no_grad()
     def latent_class_means(self, alloys: AlloyTensors) -> torch.Tensor:
-        """The mean of the encoder's m(x) over each class of ``alloys``, shape (K, latent_dim).
+        """Per class, the mean of m(x) = loc of q(z | x, y) + mu_y: mu_y's ELBO optimum under N(0, I).
 
-        m(x) is the alloy's place in the class-conditional latent (the loc of
-        q(z | x, y) plus mu_y). Labelled alloys count for their class,
-        unlabelled ones (label -1) for each class with weight q(y | x). With
-        the N(0, I) prior this is where the ELBO's gradient on the class
-        positions mu_y vanishes. Needs the linear decoder (the MLP decoder's
-        encoder reads y, so it has no m(x)).
+        Labelled alloys weigh 1 for their class, unlabelled ones q(y | x). Linear decoder only.
 
         Examples
         --------
@@ -456,9 +449,8 @@ class PhaseVAE(nn.Module):
         if missing:
             raise PyroHeaError(f"no training alloy of class(es) {missing} to place the class position at")
         y0 = self.one_hot(torch.zeros(len(alloys), dtype=torch.long))
-        loc, _ = self.encoder(alloys.x, alloys.features, y0)
-        m = loc + shift(y0)  # the encoder's loc is m(x) - mu_y
-        return (weights.T @ m) / weights.sum(0)[:, None]
+        loc, _ = self.encoder(alloys.x, alloys.features, y0)  # m(x) - mu_0
+        return (weights.T @ (loc + shift(y0))) / weights.sum(0)[:, None]
 
     @torch.no_grad()
     def clear_class_positions(self) -> None:
