@@ -372,6 +372,44 @@ def test_linear_decoder_logits_are_affine_in_z_and_shift_with_y():
     torch.testing.assert_close(shift, shift[:1].expand(3, -1))
 
 
+def test_class_scale_gives_each_class_its_spread_and_both_classes_still_decode_an_alloy_alike(sub):
+    base, labelled, _ = _untrained(sub, 2, latent_dim=4)
+    vae = PhaseVAE(base.vocabulary, ModelConfig(latent_dim=4, hidden=[16], class_scale=True))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        vae.decoder.class_log_scale.normal_()
+        vae.decoder.class_shift.weight.normal_()
+    mu, sigma = vae.decoder.class_shift(torch.eye(2)), torch.exp(vae.decoder.class_log_scale)
+    z = torch.randn(3, 4)
+    for k in range(2):  # v = mu_y + sigma_y z: the logits are W v + b
+        v = mu[k] + sigma[k] * z
+        torch.testing.assert_close(vae.decoder(z, vae.one_hot(torch.full((3,), k))), vae.decoder.latent(v))
+    # the encoder undoes (mu_y, sigma_y) exactly: both classes decode the same logits, and the scale
+    # of q(z | x, y) is the same spread s(x) in the class-conditional latent
+    decoded, spread = [], []
+    for k in range(2):
+        y = torch.full((len(labelled),), k)
+        loc, scale = vae.encode(labelled, y)
+        decoded.append(vae.decoder(loc, vae.one_hot(y)))
+        spread.append(scale * sigma[k])
+    torch.testing.assert_close(decoded[0], decoded[1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(spread[0], spread[1])
+    # the class means of m(x) sit in the class-conditional latent, whatever sigma_y is
+    with torch.no_grad():
+        vae.decoder.class_log_scale.zero_()
+    at_one = vae.latent_class_means(labelled)
+    with torch.no_grad():
+        vae.decoder.class_log_scale.fill_(1.5)
+    torch.testing.assert_close(vae.latent_class_means(labelled), at_one, atol=1e-4, rtol=1e-4)
+
+
+def test_without_class_scale_the_checkpoint_has_no_spread_parameter():
+    assert "decoder.class_log_scale" not in PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2)).state_dict()
+    assert "decoder.class_log_scale" in PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2, class_scale=True)).state_dict()
+    with pytest.raises(PyroHeaError, match="class_scale need the linear decoder"):
+        ModelConfig(decoder="mlp", class_scale=True)
+
+
 def test_the_published_mlp_decoder_is_an_option():
     vae = PhaseVAE(["Fe", "Ni"], ModelConfig(latent_dim=2, decoder="mlp", hidden=[8]))
     assert vae.decoder.net[0].in_features == 2 + 2

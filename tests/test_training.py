@@ -170,6 +170,19 @@ def _class_positions_and_their_optimum(model, sub, split):
     return model.vae.decoder.class_shift.weight.detach().T, model.vae.latent_class_means(t)
 
 
+def test_the_class_spreads_learn_at_the_class_positions_rate(sub, split):
+    model = PhaseModel.fit(sub, split, steps=3, eval_every=3, seed=0, class_scale=True, **SMALL)
+    cfg, vae = model.trainer.config, model.vae
+    fast = {id(vae.decoder.class_shift.weight), id(vae.decoder.class_log_scale)}
+    rates = {True: [], False: []}
+    for param, optim in model.trainer.optim.optim_objs.items():
+        rates[id(param) in fast] += [g["lr"] for g in optim.param_groups]
+    assert len(rates[True]) == 2 and rates[False]
+    decayed = cfg.lr * cfg.final_lr_fraction ** (3 / cfg.steps)
+    assert rates[True] == pytest.approx([cfg.class_position_lr_factor * decayed] * 2, rel=1e-6)
+    assert rates[False] == pytest.approx([decayed] * len(rates[False]), rel=1e-6)
+
+
 def test_the_class_positions_reach_the_point_where_their_gradient_vanishes(sub, split):
     # Adam moves each parameter by about its learning rate per step: at the networks' rate mu_y
     # stays near its random start; at class_position_lr_factor times it, it reaches its optimum.

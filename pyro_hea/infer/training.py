@@ -69,8 +69,8 @@ SELECTION_RULES = ("per_network", "val_log_loss", "val_loss")
 #: Training sets up to this many alloys (labelled, unlabelled and pool) are fit full batch by default.
 FULL_BATCH_LIMIT = 4096
 
-#: The linear decoder's class positions mu_y (see ``TrainConfig.class_position_lr_factor``).
-CLASS_POSITION_PARAM = "decoder.class_shift.weight"
+#: The linear decoder's class positions mu_y and spreads sigma_y (see ``TrainConfig.class_position_lr_factor``).
+CLASS_POSITION_PARAMS = ("decoder.class_shift.weight", "decoder.class_log_scale")
 
 #: Alloys per mini-batch when ``batch_size`` is None and the training set is larger than FULL_BATCH_LIMIT.
 AUTO_BATCH_SIZE = 1024
@@ -206,8 +206,12 @@ class Trainer:
         cfg = self.config
         decay = cfg.final_lr_fraction ** (1.0 / cfg.steps)
         wd = cfg.classifier_weight_decay if param_name.startswith("classifier.") else 0.0
-        lr = cfg.lr * (cfg.class_position_lr_factor if param_name == CLASS_POSITION_PARAM else 1.0)
+        lr = cfg.lr * self._lr_factor(param_name)
         return {"lr": lr, "lrd": decay, "clip_norm": cfg.clip_norm, "weight_decay": wd}
+
+    def _lr_factor(self, param_name: str) -> float:
+        """The factor on ``lr`` of one parameter: ``class_position_lr_factor`` for mu_y and sigma_y, else 1."""
+        return self.config.class_position_lr_factor if param_name in CLASS_POSITION_PARAMS else 1.0
 
     def _svi(self, labelled_only: bool = False) -> SVI:
         elbo = self.labelled_elbo if labelled_only else self.elbo
@@ -330,10 +334,9 @@ class Trainer:
         (``steps`` raised after a load) would otherwise decay past the floor.
         """
         floor = self.config.lr * self.config.final_lr_fraction
-        shift = getattr(self.vae.decoder, "class_shift", None)
-        position = shift.weight if shift is not None else None
+        names = {id(param): name for name, param in self.vae.named_parameters()}
         for param, optim in self.optim.optim_objs.items():
-            factor = self.config.class_position_lr_factor if param is position else 1.0
+            factor = self._lr_factor(names.get(id(param), ""))
             for group in optim.param_groups:
                 group["lr"] = max(group["lr"], floor * factor)
 

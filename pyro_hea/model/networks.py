@@ -209,38 +209,47 @@ class LatentEncoder(nn.Module):
     the scale on which a softmax decoder's logits live (measured to help
     held-out reconstruction).
 
-    With ``class_shift`` (the linear decoder's class positions mu_y, shared,
-    not a parameter of the encoder) the network reads x alone and places the
-    alloy at m(x) in the class-conditional latent; the loc is
-    ``m(x) - mu_y``, so both classes decode x equally well. Without it (the
-    MLP decoder) the network also reads y, as in the published model.
+    With ``class_latent`` (the linear decoder, shared, not a part of the
+    encoder) the network reads x alone and places the alloy at m(x) in the
+    class-conditional latent v = mu_y + sigma_y z; the loc is
+    ``(m(x) - mu_y) / sigma_y`` and the scale ``s(x) / sigma_y``, so both
+    classes decode x equally well. Without it (the MLP decoder) the network
+    also reads y, as in the published model.
 
     Examples
     --------
-    >>> shift = nn.Linear(2, 3, bias=False)
-    >>> enc = LatentEncoder(5, 8, 2, 3, [16], class_shift=shift)
+    >>> decoder = LinearCompositionDecoder(3, 2, 5)
+    >>> enc = LatentEncoder(5, 8, 2, 3, [16], class_latent=decoder)
     >>> loc, scale = enc(torch.zeros(4, 5), torch.zeros(4, 8), torch.eye(2)[[0, 1, 1, 0]])
     >>> loc.shape, enc.net[0].in_features
     (torch.Size([4, 3]), 18)
     """
 
     def __init__(self, n_elements: int, n_descriptors: int, n_classes: int, latent_dim: int,
-                 hidden: Sequence[int], class_shift: nn.Module | None = None):
+                 hidden: Sequence[int], class_latent: nn.Module | None = None):
         super().__init__()
-        # kept out of the module tree: it is the decoder's parameter, saved once with the decoder
-        self.__dict__["class_shift"] = class_shift
-        n_y = 0 if class_shift is not None else n_classes
+        # kept out of the module tree: its parameters are the decoder's, saved once with the decoder
+        self.__dict__["class_latent"] = class_latent
+        n_y = 0 if class_latent is not None else n_classes
         self.net = MLP(2 * n_elements + n_descriptors + n_y, hidden, 2 * latent_dim)
+
+    @property
+    def class_shift(self) -> nn.Module | None:
+        """The class positions mu_y (the linear decoder's ``class_shift``), or None."""
+        return None if self.class_latent is None else self.class_latent.class_shift
 
     def forward(self, x: torch.Tensor, features: torch.Tensor, y_onehot: torch.Tensor):
         inputs = [x / 100.0, log_fractions(x), features]
-        if self.class_shift is None:
+        if self.class_latent is None:
             inputs.append(y_onehot)
         out = self.net(broadcast_cat(*inputs))
-        loc, raw_scale = out.chunk(2, dim=-1)
-        if self.class_shift is not None:
-            loc = loc - self.class_shift(y_onehot)
-        return loc, nn.functional.softplus(raw_scale) + 1e-3
+        loc, scale = out.chunk(2, dim=-1)
+        scale = nn.functional.softplus(scale) + 1e-3
+        if self.class_latent is not None:
+            sigma = self.class_latent.class_scale(y_onehot)
+            loc = (loc - self.class_latent.class_shift(y_onehot)) / sigma
+            scale = scale / sigma
+        return loc, scale
 
 
 class DescriptorDecoder(nn.Module):
@@ -317,7 +326,7 @@ def _no_class_position(module, inputs, out):
 
 
 class LinearCompositionDecoder(nn.Module):
-    """p(x | z, y): element logits ``W (z + mu_y) + b``, linear in z, with a class position mu_y.
+    """p(x | z, y): element logits ``W (mu_y + sigma_y z) + b``, linear in z, with a class position mu_y.
 
     A softmax of a linear map is multinomial logistic PCA: each element has
     a loading vector (a row of ``W``), and each class y sits at its own place
@@ -328,6 +337,12 @@ class LinearCompositionDecoder(nn.Module):
     is tied to the element combinations seen in training, it reconstructs
     unseen combinations (see ``docs/model.md``).
 
+    With ``class_scale`` each class also has its own spread: per axis,
+    ``sigma_y = exp(class_log_scale[y])``, so that v = mu_y + sigma_y z ~
+    N(mu_y, diag sigma_y^2) under z ~ N(0, I), and flipping y at a fixed z maps
+    an alloy to the same standardized place of the other class (a class
+    effect that depends on z). Without it sigma_y = 1.
+
     Examples
     --------
     >>> LinearCompositionDecoder(16, 2, 55)(torch.zeros(3, 16), torch.eye(2)[[0, 1, 1]]).shape
@@ -335,17 +350,26 @@ class LinearCompositionDecoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int, n_classes: int, n_elements: int, hidden: Sequence[int] = (),
-                 class_position: bool = True):
+                 class_position: bool = True, class_scale: bool = False):
         super().__init__()
         self.latent = nn.Linear(latent_dim, n_elements)
         self.class_shift = nn.Linear(n_classes, latent_dim, bias=False)
+        self.class_log_scale = nn.Parameter(torch.zeros(n_classes, latent_dim)) if class_scale else None
         if not class_position:  # mu_y = 0 for every class: the composition does not depend on y
             nn.init.zeros_(self.class_shift.weight)
             # set by PhaseVAE.estimate_class_positions after training (saved with the weights)
             self.class_shift.register_buffer("estimated", torch.tensor(False))
             self.class_shift.register_forward_hook(_no_class_position)
 
+    def class_scale(self, y_onehot: torch.Tensor) -> torch.Tensor:
+        """sigma_y, shape (..., latent_dim): ones without ``class_scale``."""
+        if self.class_log_scale is None:
+            return y_onehot.new_ones(y_onehot.shape[:-1] + (self.latent.in_features,))
+        return torch.exp(y_onehot @ self.class_log_scale)
+
     def forward(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
+        if self.class_log_scale is not None:
+            z = self.class_scale(y_onehot) * z
         return self.latent(z + self.class_shift(y_onehot))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyro
 import torch
 
 from pyro_hea.data.datasets import PHASES, composition_matrix
@@ -14,7 +15,7 @@ from pyro_hea.data.descriptors import DESCRIPTOR_NAMES, featurize
 from pyro_hea.errors import PyroHeaError
 from pyro_hea.data.splits import DescriptorScaler
 
-__all__ = ["AlloyTensors", "CandidateTensors", "labels_from_frame"]
+__all__ = ["AlloyTensors", "CandidateTensors", "alloy_plate", "labels_from_frame"]
 
 
 def labels_from_frame(df: pd.DataFrame, n_classes: int) -> np.ndarray:
@@ -196,3 +197,24 @@ class CandidateTensors:
             raise PyroHeaError(f"the candidates gave rows of shape {x.shape}, expected "
                                f"({len(indices)}, {len(self.vocabulary)})")
         return AlloyTensors.from_compositions(x, self.vocabulary, self.scaler)
+
+
+def alloy_plate(name: str, alloys: AlloyTensors) -> pyro.plate:
+    """The plate over a batch of alloys.
+
+    A mini-batch of n alloys drawn from a set of N (``alloys.population``)
+    enters the ELBO scaled by N / n, so that its expectation over batches is
+    the full-batch ELBO.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyro_hea.data.splits import DescriptorScaler
+    >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
+    ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
+    >>> alloy_plate("alloys", a.as_minibatch(10)).size
+    10
+    """
+    if alloys.population is None:
+        return pyro.plate(name, len(alloys))
+    return pyro.plate(name, alloys.population, subsample=torch.arange(len(alloys)))

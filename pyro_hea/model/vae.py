@@ -19,8 +19,9 @@ mixing enthalpy, ...):
   the latent space, so that :math:`z + \mu_y` is a class-conditional latent
   (the characteristic-capturing VAE of Joy et al., ICLR 2021).
   ``decode(z, y)`` at a fixed z and the two values of y gives the same
-  alloy's single- and multi-phase versions. ``decoder="mlp"`` gives the
-  published MLP on :math:`[z, y]`.
+  alloy's single- and multi-phase versions. ``class_scale`` gives each class
+  its own spread too, :math:`\mu_y + \sigma_y \odot z` (an option, not the
+  default). ``decoder="mlp"`` gives the published MLP on :math:`[z, y]`.
 - **Descriptors.** Whether an alloy forms one phase depends on how its
   elements combine (size mismatch, mixing enthalpy, VEC), not on which
   elements it has. The second likelihood puts the phase where it lives: a
@@ -77,7 +78,7 @@ from pyro_hea.model.networks import (ClassGaussianDescriptors, CompositionDecode
                                      LinearCompositionDecoder, PhaseClassifier)
 from pyro_hea.model.shared_noise import SharedNoiseNormal
 from pyro_hea.model.priors import LatentPrior, PhasePrior, StandardNormal, UniformPhase
-from pyro_hea.model.tensors import AlloyTensors
+from pyro_hea.model.tensors import AlloyTensors, alloy_plate
 
 __all__ = ["ModelConfig", "PhaseVAE", "alloy_plate"]
 
@@ -153,6 +154,10 @@ class ModelConfig:
     shared_noise : bool
         Draw z and u of an unlabelled alloy with one noise for every
         enumerated y (common random numbers, :mod:`pyro_hea.model.shared_noise`).
+    class_scale : bool
+        With the linear decoder, give each class its own spread sigma_y per
+        latent axis as well as its place: v = mu_y + sigma_y z, so that
+        v | y ~ N(mu_y, diag sigma_y^2) (see ``LinearCompositionDecoder``).
     """
 
     n_classes: int = 2
@@ -172,6 +177,7 @@ class ModelConfig:
     class_position: bool = True
     estimate_class_position: bool = False
     shared_noise: bool = False
+    class_scale: bool = False
 
     def __post_init__(self):
         if self.n_classes < 2:
@@ -197,8 +203,9 @@ class ModelConfig:
         if self.estimate_class_position and self.class_position:
             raise PyroHeaError("estimate_class_position needs class_position=False (the positions are then "
                                "estimated after training instead of learned)")
-        if not self.class_position and self.decoder != "linear":
-            raise PyroHeaError("class_position=False needs the linear decoder (the MLP decoder reads y directly)")
+        if (not self.class_position or self.class_scale) and self.decoder != "linear":
+            raise PyroHeaError("class_position=False and class_scale need the linear decoder "
+                               "(the MLP decoder reads y directly)")
         self.hidden = [int(h) for h in self.hidden]
         if self.classifier_hidden is not None:
             self.classifier_hidden = [int(h) for h in self.classifier_hidden]
@@ -206,27 +213,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def alloy_plate(name: str, alloys: AlloyTensors) -> pyro.plate:
-    """The plate over a batch of alloys.
-
-    A mini-batch of n alloys drawn from a set of N (``alloys.population``)
-    enters the ELBO scaled by N / n, so that its expectation over batches is
-    the full-batch ELBO.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pyro_hea.data.splits import DescriptorScaler
-    >>> a = AlloyTensors.from_compositions(np.array([[50., 50.]]), ["Fe", "Ni"],
-    ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
-    >>> alloy_plate("alloys", a.as_minibatch(10)).size
-    10
-    """
-    if alloys.population is None:
-        return pyro.plate(name, len(alloys))
-    return pyro.plate(name, alloys.population, subsample=torch.arange(len(alloys)))
 
 
 class PhaseVAE(nn.Module):
@@ -262,13 +248,14 @@ class PhaseVAE(nn.Module):
             raise PyroHeaError("prior_z must be a LatentPrior and prior_y a PhasePrior (see pyro_hea.model.priors)")
         self.prior_z.bind(self.vocabulary, c.n_classes, c.latent_dim)
         self.prior_y.bind(self.vocabulary, c.n_classes, c.latent_dim)
-        self.decoder = (LinearCompositionDecoder(c.latent_dim, c.n_classes, n_el, class_position=c.class_position)
+        self.decoder = (LinearCompositionDecoder(c.latent_dim, c.n_classes, n_el, class_position=c.class_position,
+                                                 class_scale=c.class_scale)
                         if c.decoder == "linear" else CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden))
         self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.classifier_hidden or c.hidden,
                                           c.classifier_uses_composition, c.classifier_bins, c.classifier_members)
-        # With the linear decoder the encoder subtracts the decoder's class positions mu_y exactly.
+        # With the linear decoder the encoder undoes the decoder's class positions (and spreads) exactly.
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
-                                     class_shift=getattr(self.decoder, "class_shift", None))
+                                     class_latent=self.decoder if c.decoder == "linear" else None)
         if c.descriptor_model == "gaussian":
             self.descriptor_gaussian = ClassGaussianDescriptors(c.n_classes, n_f)
         elif c.descriptor_latent_dim > 0:
@@ -426,7 +413,7 @@ class PhaseVAE(nn.Module):
 
     @torch.no_grad()
     def latent_class_means(self, alloys: AlloyTensors) -> torch.Tensor:
-        """Per class, the mean of m(x) = loc of q(z | x, y) + mu_y: mu_y's ELBO optimum under N(0, I).
+        """Per class, the mean of m(x) = mu_y + sigma_y * loc of q(z | x, y): mu_y's ELBO optimum under N(0, I).
 
         Labelled alloys weigh 1 for their class, unlabelled ones q(y | x). Linear decoder only.
 
@@ -449,8 +436,9 @@ class PhaseVAE(nn.Module):
         if missing:
             raise PyroHeaError(f"no training alloy of class(es) {missing} to place the class position at")
         y0 = self.one_hot(torch.zeros(len(alloys), dtype=torch.long))
-        loc, _ = self.encoder(alloys.x, alloys.features, y0)  # m(x) - mu_0
-        return (weights.T @ (loc + shift(y0))) / weights.sum(0)[:, None]
+        loc, _ = self.encoder(alloys.x, alloys.features, y0)  # (m(x) - mu_0) / sigma_0
+        m = loc * self.decoder.class_scale(y0) + shift(y0)
+        return (weights.T @ m) / weights.sum(0)[:, None]
 
     @torch.no_grad()
     def clear_class_positions(self) -> None:
