@@ -120,6 +120,8 @@ def one_seed(designer: Designer, args, seed: int) -> dict:
         "same z: judge prefers y=1 %": 100 * c["judge_prefers_target"],
         "same z, accepted: judge prefers y=1 %": 100 * c["judge_prefers_target_accepted"],
         "same z: model prefers y=1 %": 100 * c["model_prefers_target"],
+        "same z: y=0 decode valid %": 100 * c["contrast_valid"],
+        "same z, both valid: judge prefers y=1 %": 100 * c["judge_prefers_target_valid"],
         "same z: mean p_judge y=1": c["p_judge_target"],
         "same z: mean p_judge y=0": c["p_judge_contrast"],
         "same z: at.% apart": c["mean_distance"],

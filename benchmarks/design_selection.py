@@ -51,6 +51,8 @@ COLUMNS = {  # column: heading
     "judged_pct": "judged single-phase, of accepted (%)",
     "judge_prefers_pct": "same z: judge prefers y = 1 (%)",
     "model_prefers_pct": "same z: model prefers y = 1 (%)",
+    "contrast_valid_pct": "same z: y = 0 decode meets the rules (%)",
+    "judge_prefers_valid_pct": "same z, both meet the rules: judge prefers y = 1 (%)",
     "p_judge_y1": "same z: p_judge, y = 1",
     "p_judge_y0": "same z: p_judge, y = 0",
     "apart_pct": "same z: decodes apart (at.%)",
@@ -105,8 +107,16 @@ def run_seed(seed: int, settings: dict, n: int, steps: int | None = None, judge:
     return {"variant": variant_name(settings), "seed": seed, "accepted_pct": 100 * s["accept_rate"],
             "judged_pct": 100 * s["judged_target"], "judge_prefers_pct": 100 * c["judge_prefers_target"],
             "model_prefers_pct": 100 * c["model_prefers_target"], "p_judge_y1": c["p_judge_target"],
+            "contrast_valid_pct": 100 * c["contrast_valid"], "judge_prefers_valid_pct": 100 * c["judge_prefers_target_valid"],
             "p_judge_y0": c["p_judge_contrast"], "apart_pct": c["mean_distance"],
             "seconds": time.perf_counter() - started}
+
+
+def _cell(part: pd.DataFrame, column: str) -> str:
+    """The median over seeds, or an em dash for a column the variant's rows predate."""
+    if column not in part or part[column].isna().all():
+        return "—"
+    return f"{part[column].median():.3g}" if column.startswith("p_") else f"{part[column].median():.1f}"
 
 
 def markdown(table: pd.DataFrame, command: str, judge: str = "selection") -> str:
@@ -130,8 +140,7 @@ def markdown(table: pd.DataFrame, command: str, judge: str = "selection") -> str
     order = sorted(dict.fromkeys(table["variant"]), key=lambda v: v != "default")
     for variant in order:
         part = table[table["variant"] == variant]
-        lines.append(f"| {variant} | " + " | ".join(f"{part[c].median():.3g}" if c.startswith("p_")
-                                                    else f"{part[c].median():.1f}" for c in COLUMNS)
+        lines.append(f"| {variant} | " + " | ".join(_cell(part, c) for c in COLUMNS)
                      + f" | {part['seed'].nunique()} |")
     lines += ["", "## Per split seed: the judge prefers y = 1 at a fixed z (%)", "",
               "| variant | " + " | ".join(f"seed {s}" for s in sorted(table["seed"].unique())) + " |",

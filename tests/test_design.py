@@ -456,6 +456,28 @@ def test_the_contrast_summary_says_how_often_the_judge_prefers_the_target_decode
     assert c["compared"] == int(both.sum())
     assert c["judge_prefers_target"] == pytest.approx((t.loc[both, "p_judge"] > t.loc[both, "p_judge_contrast"]).mean())
     assert "the judge prefers the y=single-phase decode" in format_summary(result.summary)
+    # the contrast decode's own validity, recomputed from its compositions, and the comparison of valid pairs
+    valid_contrast = check_validity(np.nan_to_num(result.contrast), designer.rules)
+    np.testing.assert_array_equal(t["valid_contrast"].to_numpy(bool), valid_contrast)
+    assert c["contrast_valid"] == pytest.approx(valid_contrast[both.to_numpy()].mean())
+    pairs = both & t["valid"] & t["valid_contrast"]
+    assert pairs.sum() > 0
+    assert c["judge_prefers_target_valid"] == pytest.approx(
+        (t.loc[pairs, "p_judge"] > t.loc[pairs, "p_judge_contrast"]).mean())
+    assert "meets the composition rules at" in format_summary(result.summary)
+
+
+def test_the_valid_pair_preference_leaves_out_pairs_where_either_decode_breaks_the_rules(designer):
+    table = pd.DataFrame({"p_model": [.9, .9, .9, .9], "p_judge": [.9, .2, .9, .2], "valid": [True, True, False, True],
+                          "contrast_distance": [10.0] * 4})
+    other = pd.DataFrame({"p_model": [.1] * 4, "p_judge": [.5, .5, .5, .5], "valid": [True, False, True, True]})
+    both = np.ones(4, dtype=bool)
+    c = designer._contrast_summary(table, other, both, np.ones(4, dtype=bool), 0)
+    assert c["judge_prefers_target"] == pytest.approx(0.5)
+    assert c["contrast_valid"] == pytest.approx(0.75)
+    assert c["judge_prefers_target_valid"] == pytest.approx(0.5)  # rows 0 and 3 only: one win, one loss
+    other.loc[3, "valid"] = False
+    assert designer._contrast_summary(table, other, both, both, 0)["judge_prefers_target_valid"] == 1.0
 
 
 def test_inversion_and_interpolation_encode_at_the_posterior_mode(designer):

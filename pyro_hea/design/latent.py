@@ -293,7 +293,7 @@ class LatentMixin:
         compare : bool
             Also decode each kept z with the contrast class and score it
             (columns ``formula_contrast``, ``p_model_contrast``,
-            ``p_judge_contrast``, ``contrast_distance``).
+            ``p_judge_contrast``, ``valid_contrast``, ``contrast_distance``).
         accept : float or None
             Threshold on ``p_model`` for a decode to become a candidate
             (0.5: the model classifies it as the target for K = 2); None
@@ -368,6 +368,7 @@ class LatentMixin:
             table["formula_contrast"] = other["formula"].to_numpy()
             table["p_model_contrast"] = other["p_model"].to_numpy()
             table["p_judge_contrast"] = other["p_judge"].to_numpy()
+            table["valid_contrast"] = other["valid"].to_numpy(bool)
             with np.errstate(invalid="ignore"):
                 table["contrast_distance"] = 0.5 * np.abs(x - x_contrast).sum(axis=1)
             both = table["scored"].to_numpy() & other["scored"].to_numpy()
@@ -402,7 +403,13 @@ class LatentMixin:
         return first[order], counts[order]
 
     def _contrast_summary(self, table, other, both: np.ndarray, accepted: np.ndarray, contrast: int) -> dict:
-        """Model and judge on the y = target and the y = contrast decode of the same z."""
+        """Model and judge on the y = target and the y = contrast decode of the same z.
+
+        ``contrast_valid`` is the share of compared points whose contrast
+        decode meets the composition rules too (a high-entropy alloy of the
+        palette by default); ``judge_prefers_target_valid`` compares only the
+        points where both decodes do.
+        """
 
         def prefers(column: str, rows: np.ndarray) -> float:
             if not rows.any():
@@ -419,5 +426,8 @@ class LatentMixin:
             "model_prefers_target": prefers("p_model", both),
             "judge_prefers_target": prefers("p_judge", both),
             "judge_prefers_target_accepted": prefers("p_judge", both & accepted),
+            "contrast_valid": float(other.loc[both, "valid"].mean()) if both.any() else float("nan"),
+            "judge_prefers_target_valid": prefers("p_judge", both & table["valid"].to_numpy(bool)
+                                                  & other["valid"].to_numpy(bool)),
             "mean_distance": float(table.loc[both, "contrast_distance"].mean()),
         }

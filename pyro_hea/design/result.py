@@ -148,6 +148,10 @@ def format_summary(summary: dict) -> str:
         if "judge_prefers_target" in c:
             lines.append(f"same z: the judge prefers the y={summary['target']} decode at "
                          f"{_percent(c['judge_prefers_target'])} of {c.get('compared', 'the')} points")
+        if "contrast_valid" in c:
+            lines.append(f"same z: the y={c['class']} decode meets the composition rules at "
+                         f"{_percent(c['contrast_valid'])} of them; where both do, the judge prefers "
+                         f"y={summary['target']} at {_percent(c['judge_prefers_target_valid'])}")
     if "stopped" in summary:
         lines.append(f"stopped: {summary['stopped']} after {summary['steps']} step(s)")
     lines.append(f"{summary['seconds']:.2f} s, "
