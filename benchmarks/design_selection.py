@@ -45,6 +45,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from pyro_hea.commands.options import variant_name  # noqa: E402  (after the path is set)
+
 DEFAULT_OUT = REPO / "docs" / "results"
 COLUMNS = {  # column: heading
     "accepted_pct": "accepted, of distinct (%)",
@@ -57,17 +60,6 @@ COLUMNS = {  # column: heading
     "p_judge_y0": "same z: p_judge, y = 0",
     "apart_pct": "same z: decodes apart (at.%)",
 }
-
-
-def variant_name(settings: dict) -> str:
-    """``"default"``, or the settings as ``key=value`` pairs.
-
-    Examples
-    --------
-    >>> variant_name({}), variant_name({"class_position_lr_factor": 1})
-    ('default', 'class_position_lr_factor=1')
-    """
-    return ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "default"
 
 
 def selection_judge(df: pd.DataFrame, split: pd.Series, n_classes: int = 2):

@@ -43,13 +43,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from pyro_hea.commands.options import variant_name  # noqa: E402  (after the path is set)
+
 DEFAULT_OUT = REPO / "docs" / "results"
 TERM_COLUMNS = ("latent", "descriptors", "style", "composition")
-
-
-def variant_name(settings: dict) -> str:
-    """``"default"``, or the settings as ``key=value`` pairs."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "default"
 
 
 def run_config(fraction: float, seed: int, settings: dict | None = None, steps: int | None = None,

@@ -35,21 +35,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from pyro_hea.commands.options import variant_name  # noqa: E402  (after the path is set)
+
 DEFAULT_OUT = REPO / "docs" / "results"
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 METRICS = ("auc", "log_loss", "brier", "ece")
-
-
-def variant_name(settings: dict, pool: str = "none") -> str:
-    """``"default"``, or the settings as ``key=value`` pairs (and the unlabelled pool, if any).
-
-    Examples
-    --------
-    >>> variant_name({}), variant_name({"classifier_members": 5, "alpha": 10}), variant_name({}, "corpus")
-    ('default', 'alpha=10, classifier_members=5', 'pool=corpus')
-    """
-    parts = [f"{k}={v}" for k, v in sorted(settings.items())] + ([] if pool == "none" else [f"pool={pool}"])
-    return ", ".join(parts) or "default"
 
 
 #: A corpus alloy within this many at.% (largest difference over the elements) of a Pei 2020 alloy

@@ -13,7 +13,7 @@ import math
 
 from pyro_hea.errors import PyroHeaError
 
-__all__ = ["check_int", "check_number", "check_seed", "parse_settings", "MAX_SEED"]
+__all__ = ["check_int", "check_number", "check_seed", "parse_settings", "variant_name", "MAX_SEED"]
 
 #: Seeds are 32-bit, as NumPy's and torch's generators take them.
 MAX_SEED = 2**32 - 1
@@ -106,3 +106,17 @@ def parse_settings(texts, option: str = "--set") -> dict:
         except ValueError:
             settings[key] = value
     return settings
+
+
+def variant_name(settings: dict, pool: str = "none") -> str:
+    """A variant's name in the benchmarks' tables: ``"default"``, or its settings as ``key=value`` pairs.
+
+    ``pool`` names an unlabelled pool other than ``"none"`` as one more pair.
+
+    Examples
+    --------
+    >>> variant_name({}), variant_name({"classifier_members": 5, "alpha": 10}), variant_name({}, "corpus")
+    ('default', 'alpha=10, classifier_members=5', 'pool=corpus')
+    """
+    parts = [f"{k}={v}" for k, v in sorted(settings.items())] + ([] if pool == "none" else [f"pool={pool}"])
+    return ", ".join(parts) or "default"
