@@ -366,3 +366,23 @@ def test_a_resumed_run_keeps_the_learning_rate_at_its_floor(saved, sub, split):
     (rate,) = [g["lr"] for p, o in loaded.trainer.optim.optim_objs.items() if p is position for g in o.param_groups]
     assert rate == pytest.approx(cfg.class_position_lr_factor * floor, rel=1e-9)
     assert loaded.trainer.state.step == 6 * N
+
+
+def test_a_model_with_class_spreads_round_trips_and_resumes_with_both_at_the_fast_floor(sub, split, tmp_path):
+    model = PhaseModel.fit(sub, split, class_scale=True, hidden=[16], latent_dim=2, steps=N, eval_every=5,
+                           lr=1e-2, seed=0, progress=False)
+    with torch.no_grad():  # a spread that differs from 1, so that a load which dropped it would show
+        model.vae.decoder.class_log_scale.add_(0.3)
+    model.save(tmp_path / "model.pt")
+    loaded = PhaseModel.load(tmp_path / "model.pt")
+    assert loaded.vae.config.class_scale
+    torch.testing.assert_close(loaded.vae.decoder.class_log_scale, model.vae.decoder.class_log_scale)
+    np.testing.assert_array_equal(loaded.predict_proba(sub), model.predict_proba(sub))
+    loaded.trainer.config.steps = 4 * N
+    loaded.train(sub, split, progress=False)
+    cfg, decoder = loaded.trainer.config, loaded.vae.decoder
+    fast = {id(decoder.class_shift.weight), id(decoder.class_log_scale)}
+    floor = cfg.lr * cfg.final_lr_fraction
+    rates = {p: g["lr"] for p, o in loaded.trainer.optim.optim_objs.items() for g in o.param_groups}
+    assert sorted(r for p, r in rates.items() if id(p) in fast) == pytest.approx([cfg.class_position_lr_factor * floor] * 2)
+    assert {round(r / floor, 9) for p, r in rates.items() if id(p) not in fast} == {1.0}
