@@ -19,7 +19,7 @@ Methods
 - ``pyro-hea/expert-y``: StandardNormal z, EmpiricalRulesPhase y prior
   (Yang-Zhang Omega/delta rules, softened);
 - the expert rows run at the fractions of ``METHOD_FRACTIONS`` (5% and 10%);
-- ``logistic-regression``, ``mlp``, ``hist-gradient-boosting``: scikit-learn
+- ``logistic-regression``, ``mlp``, ``hist-gradient-boosting``, ``random-forest``: scikit-learn
   classifiers on the standardized descriptors, fit on the labelled rows only
   and tuned over a small grid by validation ROC AUC (ties: log-loss).
 
@@ -109,6 +109,8 @@ BASELINE_GRIDS = {
     "mlp": {"hidden_layer_sizes": [(32,), (100, 100)], "alpha": [1e-4, 1e-2, 1.0]},
     "hist-gradient-boosting": {"learning_rate": [0.05, 0.2], "max_leaf_nodes": [7, 31],
                                "min_samples_leaf": [2, 5, 20]},
+    # added in session 22: a forest of 500 trees, the usual small-data tabular learner
+    "random-forest": {"min_samples_leaf": [1, 3, 5], "max_features": ["sqrt", 1.0]},
 }
 METHODS = tuple(PYRO_METHODS) + tuple(BASELINE_GRIDS)
 #: Test calibration metrics of each configuration (recorded in its details, columns of the table).
@@ -366,7 +368,7 @@ def equimolar_candidates(df, split, size: int | None = None, seed: int = 0):
 
 
 def _baseline_estimator(method: str, params: dict, seed: int):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
@@ -376,6 +378,8 @@ def _baseline_estimator(method: str, params: dict, seed: int):
         return MLPClassifier(solver="lbfgs", max_iter=2000, random_state=seed, **params)
     if method == "hist-gradient-boosting":
         return HistGradientBoostingClassifier(max_iter=200, random_state=seed, **params)
+    if method == "random-forest":
+        return RandomForestClassifier(n_estimators=500, random_state=seed, n_jobs=1, **params)
     raise ValueError(f"unknown baseline {method!r}")
 
 

@@ -48,7 +48,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 DEFAULT_OUT = REPO / "docs" / "results"
 PYRO = ("pyro-hea", "pyro-hea/labels-only", "pyro-hea/classifier-only")
-BASELINES = ("logistic-regression", "mlp", "hist-gradient-boosting")
+BASELINES = ("logistic-regression", "mlp", "hist-gradient-boosting", "random-forest")
 
 
 def _data_efficiency():
