@@ -295,3 +295,18 @@ def test_the_design_selection_benchmark_keeps_variants(tmp_path, ds):
     ds.main(common + ["--judge", "all"])
     assert "evaluation" in (tmp_path / "design_all_judge.md").read_text()
     assert list(pd.read_csv(tmp_path / "design_selection.csv")["variant"]) == ["default", "class_position_lr_factor=1"]
+
+
+def test_random_forest_baseline_tunes_on_its_grid_and_ignores_hidden_labels(de, pei):
+    from pyro_hea import paper_split
+
+    split = paper_split(pei, seed=0, label_fraction=0.05)
+    result = de.fit_baseline("random-forest", pei, split, seed=0)
+    grid = de.BASELINE_GRIDS["random-forest"]
+    assert result["params"]["min_samples_leaf"] in grid["min_samples_leaf"]
+    assert result["params"]["max_features"] in grid["max_features"]
+    assert 0.5 < result["val_auc"] <= 1.0
+    flipped = pei.copy()
+    hidden = (split == "unlabelled").to_numpy() & flipped["single_phase"].notna().to_numpy()
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    assert de.fit_baseline("random-forest", flipped, split, seed=0) == result
