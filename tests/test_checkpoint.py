@@ -386,3 +386,15 @@ def test_a_model_with_class_spreads_round_trips_and_resumes_with_both_at_the_fas
     rates = {p: g["lr"] for p, o in loaded.trainer.optim.optim_objs.items() for g in o.param_groups}
     assert sorted(r for p, r in rates.items() if id(p) in fast) == pytest.approx([cfg.class_position_lr_factor * floor] * 2)
     assert {round(r / floor, 9) for p, r in rates.items() if id(p) not in fast} == {1.0}
+
+
+def test_a_model_with_a_random_partition_round_trips_with_its_splits(sub, split, tmp_path):
+    model = PhaseModel.fit(sub, split, classifier_trees=16, classifier_tree_depth=3, hidden=[16], latent_dim=2,
+                           steps=N, eval_every=5, lr=1e-2, seed=0, progress=False)
+    assert model.vae.classifier.leaf_logits.weight.abs().sum() > 0  # trained
+    model.save(tmp_path / "model.pt")
+    loaded = PhaseModel.load(tmp_path / "model.pt")
+    for name in ("split_feature", "split_level", "thresholds"):
+        torch.testing.assert_close(getattr(loaded.vae.classifier.partition, name),
+                                   getattr(model.vae.classifier.partition, name))
+    np.testing.assert_array_equal(loaded.predict_proba(sub), model.predict_proba(sub))

@@ -218,6 +218,44 @@ def test_tree_bin_edges_keep_the_training_range_for_any_bin_count(n_bins):
     assert (n_bins == 1) or bool(torch.isclose(enc.edges[0], torch.tensor(0.325)).any())
 
 
+def test_random_partition_splits_sit_at_the_quantiles_of_every_training_row_and_index_the_leaves():
+    from pyro_hea.model.networks import RandomPartitionEncoding
+
+    torch.manual_seed(0)
+    f = torch.randn(101, 3)
+    part = RandomPartitionEncoding(n_features=3, n_trees=6, depth=4)
+    part.fit_thresholds(f)
+    for t, l in [(0, 0), (5, 3), (2, 1)]:
+        j, q = int(part.split_feature[t, l]), float(part.split_level[t, l])
+        assert float(part.thresholds[t, l]) == pytest.approx(float(torch.quantile(f[:, j], q)), abs=1e-6)
+    leaves = part(f)
+    bits = (f[:, part.split_feature[2]] > part.thresholds[2]).long()  # tree 2 by hand
+    assert torch.equal(leaves[:, 2], 2 * 16 + (bits * torch.tensor([1, 2, 4, 8])).sum(-1))
+    assert len(torch.unique(leaves[:, 0])) > 4  # the data are spread over the leaves
+    with pytest.raises(ValueError, match="fit_thresholds"):
+        part.fit_thresholds(torch.zeros(1, 3))
+
+
+def test_leaf_logits_start_at_zero_and_their_partition_is_fitted_on_labelled_and_unlabelled_rows(sub):
+    split = paper_split(sub, seed=0)
+    torch.manual_seed(0)
+    plain = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3))
+    torch.manual_seed(0)
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, classifier_trees=20, classifier_tree_depth=3))
+    clf, t = model.vae.classifier, model.tensors(sub)
+    assert clf.leaf_logits.weight.shape == (20 * 8, 2) and not clf.leaf_logits.weight.any()
+    clf.net.load_state_dict(plain.vae.classifier.net.state_dict())
+    torch.testing.assert_close(clf(t.x, t.features), plain.vae.classifier(t.x, t.features))  # zero leaves: no change
+    train = model.tensors(sub[split.isin(["labelled", "unlabelled"]).to_numpy()])
+    j, q = int(clf.partition.split_feature[0, 0]), float(clf.partition.split_level[0, 0])
+    expected = torch.quantile(train.features[:, j], q)
+    assert float(clf.partition.thresholds[0, 0]) == pytest.approx(float(expected), abs=1e-5)
+    with torch.no_grad():
+        clf.leaf_logits.weight[:, 1] = 1.0
+    torch.testing.assert_close(clf.member_logits(t.x, t.features)[0, :, 1] - plain.vae.classifier(t.x, t.features)[:, 1],
+                               torch.full((len(sub),), 20 ** 0.5))  # 20 leaves of weight 1, over sqrt(20)
+
+
 def test_a_table_without_labels_builds_a_model_with_quantile_bins(sub):
     split = paper_split(sub, seed=0)
     PhaseModel.build(sub.drop(columns=["single_phase"]), split, ModelConfig(hidden=[16], latent_dim=3))
@@ -348,7 +386,8 @@ def test_decoder_outputs_compositions_and_depends_on_y(fitted):
 
 
 @pytest.mark.parametrize("bad", [{"n_classes": 1}, {"latent_dim": 0}, {"alpha": -1.0}, {"decoder": "transformer"},
-                                 {"classifier_members": 0}, {"classifier_bin_edges": "kmeans"}])
+                                 {"classifier_members": 0}, {"classifier_bin_edges": "kmeans"},
+                                 {"classifier_trees": -1}, {"classifier_tree_depth": 0}])
 def test_model_config_rejects_bad_settings(bad):
     with pytest.raises(PyroHeaError, match=next(iter(bad))):
         ModelConfig(**bad)

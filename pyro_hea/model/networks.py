@@ -155,6 +155,58 @@ class PiecewiseLinearEncoding(nn.Module):
         return torch.cat([f, bins.flatten(-2)], dim=-1)
 
 
+class RandomPartitionEncoding(nn.Module):
+    """Each alloy as the leaves it falls in of T random oblivious trees of depth d on the descriptors.
+
+    Tree t splits, at level l, descriptor ``split_feature[t, l]`` at the
+    ``split_level[t, l]`` quantile of the training descriptors (labelled and
+    unlabelled alike; no label is read), so the partition follows where the
+    alloys are. Both are drawn at random once; the thresholds are set by
+    :meth:`fit_thresholds`. A linear model on the leaves is an average of
+    piecewise-constant functions over many random axis-aligned partitions,
+    the kind of function a random forest fits. Feature, level and
+    threshold are buffers, saved with the weights.
+
+    Examples
+    --------
+    >>> part = RandomPartitionEncoding(n_features=3, n_trees=4, depth=2)
+    >>> part.fit_thresholds(torch.randn(50, 3))
+    >>> leaves = part(torch.zeros(5, 3))
+    >>> leaves.shape, bool(((leaves >= 0) & (leaves < part.n_leaves)).all())
+    (torch.Size([5, 4]), True)
+    """
+
+    def __init__(self, n_features: int, n_trees: int, depth: int):
+        super().__init__()
+        self.n_trees, self.depth = n_trees, depth
+        self.register_buffer("split_feature", torch.randint(0, n_features, (n_trees, depth)))
+        self.register_buffer("split_level", 0.05 + 0.9 * torch.rand(n_trees, depth))
+        self.register_buffer("thresholds", torch.zeros(n_trees, depth))
+        self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)
+        self.register_buffer("powers", 2 ** torch.arange(depth), persistent=False)
+
+    @property
+    def n_leaves(self) -> int:
+        return self.n_trees * 2 ** self.depth
+
+    @torch.no_grad()
+    def fit_thresholds(self, features: torch.Tensor) -> None:
+        """Set each split at its quantile of the training ``features`` (n, n_features)."""
+        if features.ndim != 2 or len(features) < 2:
+            raise ValueError(f"fit_thresholds needs an (n >= 2, n_features) tensor, got {tuple(features.shape)}")
+        ordered = features.sort(dim=0).values[:, self.split_feature]  # (n, T, d)
+        position = self.split_level * (len(features) - 1)
+        lo = position.floor().long()
+        hi = (lo + 1).clamp_max(len(features) - 1)
+        take = lambda idx: ordered.gather(0, idx[None]).squeeze(0)  # noqa: E731
+        self.thresholds.copy_(take(lo) + (position - lo) * (take(hi) - take(lo)))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """Leaf index of each tree, shape (..., T), each in [0, n_leaves)."""
+        right = (f[..., self.split_feature] > self.thresholds).long()
+        return (right * self.powers).sum(-1) + self.offsets
+
+
 class PhaseClassifier(nn.Module):
     """q(y | x): logits over K phase classes from the standardized descriptors.
 
@@ -163,7 +215,10 @@ class PhaseClassifier(nn.Module):
     composition (scaled to fractions) is appended. With ``n_members > 1`` it
     is a deep ensemble: M networks on the same inputs, each trained on its
     own classification loss (:meth:`member_logits`), whose probabilities are
-    averaged, ``q(y | x) = (1/M) sum_m q_m(y | x)``.
+    averaged, ``q(y | x) = (1/M) sum_m q_m(y | x)``. With ``n_trees > 0`` each
+    network's logits add a linear model on the leaves of a
+    :class:`RandomPartitionEncoding`, ``sum_t w[leaf_t(f)] / sqrt(T)``
+    (the leaf weights start at zero and are shared by the members).
 
     Examples
     --------
@@ -171,10 +226,13 @@ class PhaseClassifier(nn.Module):
     torch.Size([3, 2])
     >>> PhaseClassifier(8, 55, 2, [16], n_members=5).member_logits(torch.zeros(3, 55), torch.zeros(3, 8)).shape
     torch.Size([5, 3, 2])
+    >>> PhaseClassifier(8, 55, 2, [16], n_trees=10, tree_depth=3)(torch.zeros(3, 55), torch.zeros(3, 8)).shape
+    torch.Size([3, 2])
     """
 
     def __init__(self, n_descriptors: int, n_elements: int, n_classes: int, hidden: Sequence[int],
-                 use_composition: bool = False, n_bins: int = 0, n_members: int = 1):
+                 use_composition: bool = False, n_bins: int = 0, n_members: int = 1,
+                 n_trees: int = 0, tree_depth: int = 5):
         super().__init__()
         self.use_composition = use_composition
         self.n_members = int(n_members)
@@ -184,15 +242,21 @@ class PhaseClassifier(nn.Module):
         # one network keeps the layout (and the checkpoints) of the single classifier
         self.net = (MLP(n_in, hidden, n_classes) if self.n_members == 1
                     else nn.ModuleList(MLP(n_in, hidden, n_classes) for _ in range(self.n_members)))
+        self.partition = RandomPartitionEncoding(n_descriptors, n_trees, tree_depth) if n_trees > 0 else None
+        if self.partition is not None:
+            self.leaf_logits = nn.Embedding(self.partition.n_leaves, n_classes)
+            nn.init.zeros_(self.leaf_logits.weight)
 
     def member_logits(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Each member's logits, shape (M, ..., K)."""
         inputs = self.encoding(features) if self.encoding is not None else features
         if self.use_composition:
             inputs = broadcast_cat(inputs, x / 100.0)
-        if self.n_members == 1:
-            return self.net(inputs).unsqueeze(0)
-        return torch.stack([net(inputs) for net in self.net])
+        logits = (self.net(inputs).unsqueeze(0) if self.n_members == 1
+                  else torch.stack([net(inputs) for net in self.net]))
+        if self.partition is not None:
+            logits = logits + self.leaf_logits(self.partition(features)).sum(-2) / self.partition.n_trees ** 0.5
+        return logits
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         logits = self.member_logits(x, features)

@@ -124,6 +124,9 @@ class ModelConfig:
         M, the networks of q(y|x): with M > 1 a deep ensemble whose members
         each carry their own classification loss and whose probabilities are
         averaged (Lakshminarayanan et al., NeurIPS 2017).
+    classifier_trees, classifier_tree_depth : int
+        T random oblivious trees of depth d on the descriptors, split at quantiles of all training
+        rows, whose leaves add a linear term to q(y|x) (T = 0: none; ``RandomPartitionEncoding``).
     classifier_hidden : list of int or None
         Hidden widths of each classifier network (None: ``hidden``).
     decoder : {"linear", "mlp"}
@@ -169,6 +172,8 @@ class ModelConfig:
     classifier_bins: int = 8
     classifier_bin_edges: str = "quantile"
     classifier_members: int = 1
+    classifier_trees: int = 0
+    classifier_tree_depth: int = 5
     classifier_hidden: list[int] | None = None
     decoder: str = "linear"
     descriptor_latent_dim: int = 2
@@ -194,6 +199,9 @@ class ModelConfig:
             raise PyroHeaError(f"classifier_bin_edges must be one of {list(BIN_EDGES)}, got {self.classifier_bin_edges!r}")
         if self.classifier_members < 1:
             raise PyroHeaError(f"classifier_members must be 1 or more, got {self.classifier_members}")
+        if self.classifier_trees < 0 or not 1 <= self.classifier_tree_depth <= 12:
+            raise PyroHeaError(f"classifier_trees must be 0 or more and classifier_tree_depth in 1..12, got "
+                               f"{self.classifier_trees} and {self.classifier_tree_depth}")
         if self.decoder not in DECODERS:
             raise PyroHeaError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
         if self.descriptor_latent_dim < 0:
@@ -252,7 +260,8 @@ class PhaseVAE(nn.Module):
                                                  class_scale=c.class_scale)
                         if c.decoder == "linear" else CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden))
         self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.classifier_hidden or c.hidden,
-                                          c.classifier_uses_composition, c.classifier_bins, c.classifier_members)
+                                          c.classifier_uses_composition, c.classifier_bins, c.classifier_members,
+                                          c.classifier_trees, c.classifier_tree_depth)
         # With the linear decoder the encoder undoes the decoder's class positions (and spreads) exactly.
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
                                      class_latent=self.decoder if c.decoder == "linear" else None)
@@ -463,6 +472,8 @@ class PhaseVAE(nn.Module):
         >>> vae.classifier.encoding.edges.shape
         torch.Size([8, 5])
         """
+        if self.classifier.partition is not None:  # quantiles of every training row; no label is read
+            self.classifier.partition.fit_thresholds(torch.as_tensor(features, dtype=torch.float32))
         if self.classifier.encoding is None:
             return
         if self.config.classifier_bin_edges == "tree":
