@@ -176,6 +176,14 @@ def test_one_classifier_network_keeps_the_checkpoint_layout():
     assert "classifier.net.2.0.weight" in PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_members=3)).state_dict()
 
 
+def test_empty_classifier_hidden_gives_a_linear_classifier_and_none_falls_back_to_hidden():
+    linear = PhaseVAE(["Fe", "Ni"], ModelConfig(hidden=[16], classifier_hidden=[], classifier_trees=4))
+    assert [type(m).__name__ for m in linear.classifier.net] == ["Linear"]
+    assert linear.classifier.net[0].in_features == 72  # 8 descriptors, each over 8 bins
+    default = PhaseVAE(["Fe", "Ni"], ModelConfig(hidden=[16]))
+    assert default.classifier.net[0].out_features == 16
+
+
 def test_tree_bin_edges_read_only_the_labelled_rows(sub):
     """Target-aware bins come from the labelled alloys' labels; unlabelled rows' hidden labels do not move them."""
     split = paper_split(sub, seed=0, label_fraction=0.5)

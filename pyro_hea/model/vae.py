@@ -128,7 +128,7 @@ class ModelConfig:
         T random oblivious trees of depth d on the descriptors, split at quantiles of all training
         rows, whose leaves add a linear term to q(y|x) (T = 0: none; ``RandomPartitionEncoding``).
     classifier_hidden : list of int or None
-        Hidden widths of each classifier network (None: ``hidden``).
+        Hidden widths of each classifier network (None: ``hidden``; ``[]``: linear).
     decoder : {"linear", "mlp"}
         ``"linear"``: element logits ``W (z + mu_y) + b``, which reconstructs
         element combinations never seen in training; ``"mlp"``: the
@@ -259,9 +259,10 @@ class PhaseVAE(nn.Module):
         self.decoder = (LinearCompositionDecoder(c.latent_dim, c.n_classes, n_el, class_position=c.class_position,
                                                  class_scale=c.class_scale)
                         if c.decoder == "linear" else CompositionDecoder(c.latent_dim, c.n_classes, n_el, c.hidden))
-        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, c.classifier_hidden or c.hidden,
-                                          c.classifier_uses_composition, c.classifier_bins, c.classifier_members,
-                                          c.classifier_trees, c.classifier_tree_depth)
+        widths = c.hidden if c.classifier_hidden is None else c.classifier_hidden
+        self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, widths, c.classifier_uses_composition,
+                                          c.classifier_bins, c.classifier_members, c.classifier_trees,
+                                          c.classifier_tree_depth)
         # With the linear decoder the encoder undoes the decoder's class positions (and spreads) exactly.
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
                                      class_latent=self.decoder if c.decoder == "linear" else None)
