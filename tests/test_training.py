@@ -183,6 +183,26 @@ def test_the_class_spreads_learn_at_the_class_positions_rate(sub, split):
     assert rates[False] == pytest.approx([decayed] * len(rates[False]), rel=1e-6)
 
 
+def test_the_leaf_weights_learn_at_leaf_lr_factor_times_the_rate_and_nothing_else_does(sub, split):
+    model = PhaseModel.fit(sub, split, steps=3, eval_every=3, seed=0, classifier_trees=8, classifier_tree_depth=2,
+                           leaf_lr_factor=7.0, **SMALL)
+    cfg, vae = model.trainer.config, model.vae
+    leaves, position = vae.classifier.leaf_logits.weight, vae.decoder.class_shift.weight
+    decayed = cfg.lr * cfg.final_lr_fraction ** (3 / cfg.steps)
+    seen = set()
+    for param, optim in model.trainer.optim.optim_objs.items():
+        factor = 7.0 if param is leaves else cfg.class_position_lr_factor if param is position else 1.0
+        seen.add(factor)
+        assert [g["lr"] for g in optim.param_groups] == pytest.approx([factor * decayed], rel=1e-6)
+    assert seen == {7.0, cfg.class_position_lr_factor, 1.0}  # the leaf weights are optimized, at their rate
+
+
+def test_a_bad_leaf_lr_factor_is_refused_in_one_line():
+    for bad in (0, -1.0, float("inf"), float("nan"), "fast"):
+        with pytest.raises(TrainingError, match="leaf_lr_factor"):
+            TrainConfig(leaf_lr_factor=bad)
+
+
 def test_the_class_positions_reach_the_point_where_their_gradient_vanishes(sub, split):
     # Adam moves each parameter by about its learning rate per step: at the networks' rate mu_y
     # stays near its random start; at class_position_lr_factor times it, it reaches its optimum.

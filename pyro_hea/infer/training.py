@@ -12,6 +12,8 @@
   near its random start, 3 to 4 units from the point where its gradient
   vanishes (the weighted class mean of the encoder's m(x), measured on
   Pei 2020). At 20 times the rate it reaches that point.
+  ``leaf_lr_factor`` does the same for the leaf weights of the classifier's
+  random partition (``ModelConfig.classifier_trees``).
 - Full batch up to :data:`FULL_BATCH_LIMIT` training alloys (Pei 2020's
   thousand fit easily in one step); a larger set, or a pool of unlabelled
   candidates, is fit in mini-batches of :data:`AUTO_BATCH_SIZE` alloys (or
@@ -71,6 +73,8 @@ FULL_BATCH_LIMIT = 4096
 
 #: The linear decoder's class positions mu_y and spreads sigma_y (see ``TrainConfig.class_position_lr_factor``).
 CLASS_POSITION_PARAMS = ("decoder.class_shift.weight", "decoder.class_log_scale")
+#: The leaf weights of the classifier's random partition (``ModelConfig.classifier_trees``).
+LEAF_PARAMS = ("classifier.leaf_logits.weight",)
 
 #: Alloys per mini-batch when ``batch_size`` is None and the training set is larger than FULL_BATCH_LIMIT.
 AUTO_BATCH_SIZE = 1024
@@ -109,6 +113,7 @@ class TrainConfig:
     clip_norm: float = 10.0
     classifier_weight_decay: float = 3.0
     class_position_lr_factor: float = 20.0
+    leaf_lr_factor: float = 1.0
     batch_size: int | None = None  # None: full batch up to FULL_BATCH_LIMIT alloys, else AUTO_BATCH_SIZE
     eval_every: int = 25
     patience: int = 30
@@ -116,7 +121,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("lr", "final_lr_fraction", "clip_norm", "classifier_weight_decay", "class_position_lr_factor"):
+        for name in ("lr", "final_lr_fraction", "clip_norm", "classifier_weight_decay", "class_position_lr_factor",
+                     "leaf_lr_factor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TrainingError(f"{name} must be a number, got {value!r}")
@@ -128,8 +134,9 @@ class TrainConfig:
             raise TrainingError("steps, eval_every and patience must be positive integers")
         if not (0 < self.lr < float("inf") and 0 < self.final_lr_fraction <= 1):  # NaN fails too
             raise TrainingError(f"lr must be positive and final_lr_fraction in (0, 1], got {self.lr}, {self.final_lr_fraction}")
-        if not (0 < self.class_position_lr_factor < float("inf")):
-            raise TrainingError(f"class_position_lr_factor must be positive and finite, got {self.class_position_lr_factor}")
+        for name in ("class_position_lr_factor", "leaf_lr_factor"):
+            if not (0 < getattr(self, name) < float("inf")):
+                raise TrainingError(f"{name} must be positive and finite, got {getattr(self, name)}")
         if self.select_on not in SELECTION_RULES:
             raise TrainingError(f"select_on must be one of {SELECTION_RULES}, got {self.select_on!r}")
         if self.batch_size is not None and self.batch_size < 2:
@@ -210,8 +217,11 @@ class Trainer:
         return {"lr": lr, "lrd": decay, "clip_norm": cfg.clip_norm, "weight_decay": wd}
 
     def _lr_factor(self, param_name: str) -> float:
-        """The factor on ``lr`` of one parameter: ``class_position_lr_factor`` for mu_y and sigma_y, else 1."""
-        return self.config.class_position_lr_factor if param_name in CLASS_POSITION_PARAMS else 1.0
+        """The factor on ``lr`` of one parameter: ``class_position_lr_factor`` for mu_y and sigma_y,
+        ``leaf_lr_factor`` for the classifier's leaf weights, else 1."""
+        if param_name in CLASS_POSITION_PARAMS:
+            return self.config.class_position_lr_factor
+        return self.config.leaf_lr_factor if param_name in LEAF_PARAMS else 1.0
 
     def _svi(self, labelled_only: bool = False) -> SVI:
         elbo = self.labelled_elbo if labelled_only else self.elbo
