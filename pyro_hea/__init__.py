@@ -22,7 +22,7 @@ _PRIORS = ("LatentPrior", "PhasePrior", "StandardNormal", "AlloyFamilyMixture", 
            "UniformPhase", "EmpiricalRulesPhase", "make_prior")
 __getattr__, _names = lazy_exports(__name__, {
     "PhaseModel": "pyro_hea.infer.phase_model",
-    "PhaseVAE": "pyro_hea.model.vae", "ModelConfig": "pyro_hea.model.vae",
+    "PhaseVAE": "pyro_hea.model.vae", "ModelConfig": "pyro_hea.model.config",
     "TrainConfig": "pyro_hea.infer.training", "Trainer": "pyro_hea.infer.training",
     "load_dataset": "pyro_hea.data.datasets", "paper_split": "pyro_hea.data.splits",
     "Designer": "pyro_hea.design.designer", "PyroHeaError": "pyro_hea.errors",

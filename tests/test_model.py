@@ -508,3 +508,34 @@ def test_evaluate_reports_refined_and_amortized_reconstruction(sub, fitted):
     for key in ("recon_mae", "recon_mae_present", "recon_set_match"):
         assert 0.0 <= metrics[key] and 0.0 <= metrics[f"{key}_amortized"]
     assert metrics["recon_mae_present"] <= metrics["recon_mae_present_amortized"] + 1e-6
+
+
+def test_classifier_feedback_scales_only_the_unlabelled_gradient_on_q_y_and_not_the_loss(sub):
+    """gamma multiplies the unlabelled ELBO's gradient on q(y|x); the loss, the labelled term and the rest
+    of the model are untouched (gamma = 0 cuts the generative model's feedback on the classifier)."""
+    vae, labelled, unlabelled = _untrained(sub, 2)
+    head, decoder = vae.classifier.net[-1].weight, vae.decoder.latent.weight
+
+    def loss_and_grads(gamma, lab, unl):
+        vae.config.classifier_feedback = gamma
+        with pyro.get_param_store().scope():
+            pyro.set_rng_seed(3)
+            vae.zero_grad()
+            loss = make_elbo().differentiable_loss(vae.model, vae.guide, lab, unl)
+            loss.backward()
+        return loss.item(), head.grad.clone(), decoder.grad.clone()
+
+    full, half, cut = (loss_and_grads(g, None, unlabelled) for g in (1.0, 0.5, 0.0))
+    assert full[0] == half[0] == cut[0]
+    assert float(full[1].abs().sum()) > 0 and float(cut[1].abs().sum()) == 0.0
+    torch.testing.assert_close(half[1], 0.5 * full[1])
+    torch.testing.assert_close(cut[2], full[2])  # the generative model learns as before
+    labelled_full, labelled_cut = (loss_and_grads(g, labelled, None) for g in (1.0, 0.0))
+    torch.testing.assert_close(labelled_cut[1], labelled_full[1])  # the labels' gradient is kept
+    vae.config.classifier_feedback = 1.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_a_classifier_feedback_outside_0_1_is_refused(bad):
+    with pytest.raises(PyroHeaError, match="classifier_feedback must be in"):
+        ModelConfig(classifier_feedback=bad)

@@ -23,6 +23,6 @@ __getattr__, __all__ = lazy_exports(__name__, {
     'make_prior': 'pyro_hea.model.priors',
     'AlloyTensors': 'pyro_hea.model.tensors',
     'labels_from_frame': 'pyro_hea.model.tensors',
-    'ModelConfig': 'pyro_hea.model.vae',
+    'ModelConfig': 'pyro_hea.model.config',
     'PhaseVAE': 'pyro_hea.model.vae',
 })

@@ -16,7 +16,7 @@ from torch import nn
 
 __all__ = [
     "MLP", "ClassGaussianDescriptors", "PiecewiseLinearEncoding", "tree_thresholds", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
-    "DescriptorDecoder", "DescriptorEncoder", "broadcast_cat", "log_fractions",
+    "DescriptorDecoder", "DescriptorEncoder", "broadcast_cat", "log_fractions", "scale_gradient",
 ]
 
 #: Floor added to atomic fractions before taking logs (0.1 at.%).
@@ -62,6 +62,21 @@ class MLP(nn.Sequential):
             n_in = width
         layers.append(nn.Linear(n_in, n_out))
         super().__init__(*layers)
+
+
+def scale_gradient(t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``t`` unchanged in value, with its gradient multiplied by ``gamma`` (0: cut, 1: unchanged).
+
+    Examples
+    --------
+    >>> t = torch.ones(2, requires_grad=True)
+    >>> scale_gradient(t, 0.25).sum().backward()
+    >>> t.grad
+    tensor([0.2500, 0.2500])
+    """
+    if gamma == 1.0:
+        return t
+    return gamma * t + (1.0 - gamma) * t.detach()
 
 
 def tree_thresholds(values: torch.Tensor, labels: torch.Tensor, max_leaves: int) -> torch.Tensor:
