@@ -338,8 +338,9 @@ def test_enumeration_has_far_lower_variance_than_sampling_y(sub):
         warnings.simplefilter("ignore")  # Trace_ELBO warns that it will not enumerate
         loss_var_sampled, grad_var_sampled = draws(Trace_ELBO(), seeds)
     assert loss_var_enum < loss_var_sampled
-    # Measured: about 1e3 against 6.5e6 for the classifier head's gradient.
-    assert grad_var_enum * 100 < grad_var_sampled
+    # Measured for the classifier head's gradient: 31 to 635 times lower with enumeration, over two
+    # initial weights with and without the random partition (e.g. 2.7e7 against 8.4e8).
+    assert grad_var_enum * 10 < grad_var_sampled
 
 
 # --------------------------------------------------------------------------- K = 2 and 4
