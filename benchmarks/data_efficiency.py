@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import inspect
 import itertools
 import json
 import sys
@@ -155,7 +156,9 @@ def _sweep(function, configs, cache_dir, key, jobs: int, scheduler, client, prog
     from pyro_hea.infer.sweep import run_sweep
 
     function = _importable(function)
-    files = dict.fromkeys([__file__, sys.modules[function.__module__].__file__])
+    # the defining file from the function itself: a script loaded from its path (as a tutorial does) is
+    # not in sys.modules under its name
+    files = dict.fromkeys([__file__, inspect.getsourcefile(function) or __file__])
     return run_sweep(function, configs, cache_dir, key, workers=jobs, scheduler=scheduler, client=client,
                      progress=progress, load=_load_json, save=_atomic_json, upload=list(files), **kwargs)
 

@@ -269,7 +269,9 @@ class PhaseVAE(nn.Module):
         ...                                    DescriptorScaler(np.zeros(8), np.ones(8)))
         >>> a.y = torch.tensor([0, 1])
         >>> mu = vae.estimate_class_positions(a)
-        >>> bool(torch.allclose(vae.decode(torch.zeros(1, 2), 0), vae.decode(torch.zeros(1, 2), 1)))  # y moves it
+        >>> bool(torch.equal(vae.decoder.class_shift.weight, mu.T))  # the decoder's mu_y are set
+        True
+        >>> bool(torch.allclose(mu[0], mu[1]))  # one position per class
         False
         """
         if not self.config.estimate_class_position:
