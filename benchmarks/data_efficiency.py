@@ -48,6 +48,13 @@ Usage::
     python benchmarks/data_efficiency.py --scheduler tcp://10.0.0.5:8786  # on an existing Dask cluster
     python benchmarks/data_efficiency.py --fractions 0.05 --seeds 0 --steps 20 --out-dir /tmp/de  # tiny
     python benchmarks/data_efficiency.py --diagnose --fractions 0.05 --steps 500 --jobs 2  # gradients at 5%
+    python benchmarks/data_efficiency.py --merge A.csv B.csv --out-dir docs/results/merged  # no fitting
+
+``--merge`` builds the CSV, page and plot from committed CSVs of earlier
+runs instead of fitting (``--methods``, ``--fractions`` and ``--seeds``
+filter the rows). A (method, fraction, seed) row found in several files is
+taken from the first file that has it; the run prints how many later copies
+were dropped and how many of those disagree on test AUC.
 """
 
 from __future__ import annotations
@@ -911,12 +918,58 @@ def _log_invocation(cache_dir: Path, settings: dict, counts: dict, seconds: floa
     return same or [{"seconds": seconds}]
 
 
+def merge_csvs(paths, methods=None, fractions=None, seeds=None) -> tuple[pd.DataFrame, list[str]]:
+    """Rows of committed ``data_efficiency.csv`` files as one table, the first file winning.
+
+    Returns the table (``settings`` and ``details`` parsed back to dicts) and one line of
+    provenance per file: how many rows it gave, and how many of its rows were already given by
+    an earlier file (and of those, how many disagree on test AUC).
+    """
+    key = ["method", "label_fraction", "seed"]
+    frames, notes, seen = [], [], None
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise SystemExit(f"--merge: {path} is not a file")
+        frame = pd.read_csv(path, keep_default_na=True)
+        missing = [c for c in [*key, "test_auc", "details"] if c not in frame.columns]
+        if missing:
+            raise SystemExit(f"--merge: {path} is not a data_efficiency.csv (no column {', '.join(missing)})")
+        if methods is not None:
+            frame = frame[frame.method.isin(methods)]
+        if fractions is not None:
+            frame = frame[np.isin(frame.label_fraction.round(6), np.round(fractions, 6))]
+        if seeds is not None:
+            frame = frame[frame.seed.isin(seeds)]
+        frame = frame.drop_duplicates(key)
+        if seen is None:
+            fresh, dropped, disagree = frame, 0, 0
+        else:
+            both = frame.merge(seen, on=key, how="left", suffixes=("", "_first"), indicator=True)
+            old = (both["_merge"] == "both").to_numpy()
+            fresh = frame[~old]
+            dropped = int(old.sum())
+            disagree = int((~np.isclose(both.test_auc[old], both.test_auc_first[old])).sum())
+        notes.append(f"`{path.as_posix()}`: {len(fresh)} rows"
+                     + (f" ({dropped} more already given by an earlier file, {disagree} of them with a "
+                        "different test AUC)" if dropped else ""))
+        frames.append(fresh)
+        seen = pd.concat(frames)[[*key, "test_auc"]]
+    table = pd.concat(frames, ignore_index=True)
+    if table.empty:
+        raise SystemExit("--merge: no row of these files matches --methods, --fractions and --seeds")
+    table["settings"] = [json.loads(s) if isinstance(s, str) and s else {} for s in table["settings"]]
+    table["details"] = [json.loads(d) if isinstance(d, str) and d else {} for d in table["details"]]
+    order = {m: i for i, m in enumerate(dict.fromkeys([*METHODS, *table.method]))}
+    table = table.sort_values(key, key=lambda c: c.map(order) if c.name == "method" else c)
+    return table.reset_index(drop=True), notes
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
-    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--fractions", type=float, nargs="+", default=None, help=f"default: {' '.join(map(str, FRACTIONS))}")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help=f"default: {' '.join(map(str, SEEDS))}")
+    p.add_argument("--methods", nargs="+", default=None, choices=METHODS, help="default: all")
     p.add_argument("--steps", type=int, default=None, help="pyro-hea SVI steps (default: TrainConfig.steps unless --settings sets it)")
     p.add_argument("--settings", default=None,
                    help="JSON file of PhaseModel.fit overrides for pyro-hea, e.g. {\"steps\": 1500, \"latent_dim\": 8}")
@@ -930,7 +983,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--diagnose", action="store_true",
                    help="instead of the study: gradient diagnostics of the classifier head at the first fraction, per seed")
-    return p.parse_args(argv)
+    p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="CSV",
+                   help="fit nothing: build the outputs from these data_efficiency.csv files (the first file "
+                        "that has a row wins); --methods, --fractions and --seeds filter them only if given")
+    args = p.parse_args(argv)
+    if args.merge is None:  # the grid to fit
+        args.fractions = list(FRACTIONS) if args.fractions is None else args.fractions
+        args.seeds = list(SEEDS) if args.seeds is None else args.seeds
+        args.methods = list(METHODS) if args.methods is None else args.methods
+    return args
+
+
+def _train_config():
+    from pyro_hea.infer.training import TrainConfig
+
+    return TrainConfig()
+
+
+def merge_main(args, argv=None) -> dict:
+    """``--merge``: write the CSV, page and plot of rows taken from earlier runs' CSVs."""
+    table, notes = merge_csvs(args.merge, args.methods, args.fractions, args.seeds)
+    out = args.out_dir
+    if any(p.resolve() == (out / "data_efficiency.csv").resolve() for p in args.merge):
+        raise SystemExit(f"--merge: {out / 'data_efficiency.csv'} is one of the inputs; give another --out-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    to_csv_frame(table).to_csv(out / "data_efficiency.csv", index=False, float_format="%.6g")
+    pyro_rows = table[table.method.str.startswith("pyro-hea")]
+    settings = next((s for s in pyro_rows["settings"] if s), {})
+    meta = {
+        "pyro_settings": settings,
+        "select_on": settings.get("select_on", getattr(_train_config(), "select_on", "val_loss")),
+        "alpha": pyro_rows["details"].iloc[0].get("alpha") if len(pyro_rows) else None,
+        "latent_dim": pyro_rows["details"].iloc[0].get("latent_dim") if len(pyro_rows) else None,
+        "command": "python benchmarks/data_efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "wall_time": ("no fit in this invocation; the rows were merged from " + "; ".join(notes)
+                      + f". Their fits add up to {float(table['fit_seconds'].sum()) / 60:.1f} min of worker time"),
+    }
+    md_path = out / "data_efficiency.md"
+    keep = ""
+    if md_path.is_file() and ANALYSIS_MARKER in md_path.read_text():
+        keep = md_path.read_text().split(ANALYSIS_MARKER, 1)[1].lstrip("\n")
+    md_path.write_text(markdown(table, meta, keep))
+    plot(table, out / "data_efficiency.png")
+    if not args.no_progress:
+        print("\n".join(notes))
+        print(summary(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"{len(table)} rows merged; wrote {out}")
+    return {"table": table, "notes": notes, **meta}
 
 
 def pyro_settings_from(args) -> dict:
@@ -950,6 +1049,8 @@ def pyro_settings_from(args) -> dict:
 def main(argv=None) -> dict:
     """Run the study (or the diagnostics) and write the outputs; returns a summary dict."""
     args = parse_args(argv)
+    if args.merge is not None:
+        return merge_main(args, argv)
     if args.jobs < 1:
         raise SystemExit("--jobs must be at least 1")
     settings = pyro_settings_from(args)

@@ -299,3 +299,43 @@ def test_the_design_selection_benchmark_keeps_variants(tmp_path, ds):
     assert "evaluation" in (tmp_path / "design_all_judge.md").read_text()
     assert list(pd.read_csv(tmp_path / "design_selection.csv")["variant"]) == ["default", "class_position_lr_factor=1"]
 
+
+
+RESULTS = SCRIPT.parents[1] / "docs" / "results"
+
+
+def test_merge_rebuilds_the_ten_seed_page_from_committed_csvs_without_fitting(de, tmp_path):
+    sources = [RESULTS / "data_efficiency.csv", RESULTS / "ten_seeds_default" / "seeds_5_9.csv",
+               RESULTS / "ten_seeds" / "data_efficiency.csv", RESULTS / "random_forest" / "ten_seeds" / "data_efficiency.csv"]
+    methods = ["pyro-hea", "pyro-hea/labels-only", "logistic-regression", "mlp", "hist-gradient-boosting", "random-forest"]
+    out = tmp_path / "merged"
+    result = de.main(["--merge", *map(str, sources), "--methods", *methods, "--out-dir", str(out), "--no-progress"])
+    merged = pd.read_csv(out / "data_efficiency.csv")
+    committed = pd.read_csv(RESULTS / "ten_seeds_default" / "data_efficiency.csv")
+    key = ["method", "label_fraction", "seed"]
+    pd.testing.assert_frame_equal(merged.sort_values(key).reset_index(drop=True),
+                                  committed.sort_values(key).reset_index(drop=True))
+    assert merged.groupby("method").seed.nunique().eq(10).all()
+    # the earlier files win: the previous default's pyro-hea rows of ten_seeds/ are dropped, and reported
+    assert "175 more already given by an earlier file" in result["notes"][2]
+    table = (out / "data_efficiency.md").read_text()
+    assert "no fit in this invocation" in table and "| pyro-hea | 0.948 ± 0.019 |" in table
+    assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_merge_filters_and_refuses_bad_input(de, tmp_path):
+    source = RESULTS / "data_efficiency.csv"
+    one = de.main(["--merge", str(source), "--methods", "random-forest", "--seeds", "0", "--fractions", "0.05",
+                   "--out-dir", str(tmp_path / "one"), "--no-progress"])
+    assert len(one["table"]) == 1 and one["table"].iloc[0]["method"] == "random-forest"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("method,seed\nmlp,0\n")
+    with pytest.raises(SystemExit, match="no column label_fraction"):
+        de.main(["--merge", str(bad), "--out-dir", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="is not a file"):
+        de.main(["--merge", str(tmp_path / "missing.csv"), "--out-dir", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="no row of these files matches"):
+        de.main(["--merge", str(source), "--seeds", "99", "--out-dir", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="is one of the inputs"):
+        de.main(["--merge", str(source), "--out-dir", str(RESULTS)])
+    assert source.is_file()  # never overwritten
