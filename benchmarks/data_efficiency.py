@@ -523,10 +523,15 @@ def run_study(methods, fractions, seeds, pyro_settings: dict, cache_dir: Path, j
 
     done = _sweep(run_config, tasks, cache_dir, key, jobs, scheduler, client, progress, postfix=postfix)
     table = pd.DataFrame.from_records([_with_calibration(r) for r in done.results])
+    table = in_method_order(table, methods)
+    return table, {"configurations": len(configs), "cached": done.cached, "computed": done.computed}
+
+
+def in_method_order(table: pd.DataFrame, methods) -> pd.DataFrame:
+    """The table sorted by method (in the order of ``methods``), label fraction and seed."""
     order = {m: i for i, m in enumerate(methods)}
     table = table.sort_values(["method", "label_fraction", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
-    table = table.reset_index(drop=True)
-    return table, {"configurations": len(configs), "cached": done.cached, "computed": done.computed}
+    return table.reset_index(drop=True)
 
 
 def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -959,9 +964,7 @@ def merge_csvs(paths, methods=None, fractions=None, seeds=None) -> tuple[pd.Data
         raise SystemExit("--merge: no row of these files matches --methods, --fractions and --seeds")
     table["settings"] = [json.loads(s) if isinstance(s, str) and s else {} for s in table["settings"]]
     table["details"] = [json.loads(d) if isinstance(d, str) and d else {} for d in table["details"]]
-    order = {m: i for i, m in enumerate(dict.fromkeys([*METHODS, *table.method]))}
-    table = table.sort_values(key, key=lambda c: c.map(order) if c.name == "method" else c)
-    return table.reset_index(drop=True), notes
+    return in_method_order(table, dict.fromkeys([*METHODS, *table.method])), notes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -994,10 +997,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _train_config():
+def write_outputs(table: pd.DataFrame, out: Path, settings: dict, wall_time: str, argv=None) -> dict:
+    """Write ``data_efficiency.{csv,md,png}`` to ``out``, keeping the page's analysis; returns the page's meta."""
     from pyro_hea.infer.training import TrainConfig
 
-    return TrainConfig()
+    out.mkdir(parents=True, exist_ok=True)
+    to_csv_frame(table).to_csv(out / "data_efficiency.csv", index=False, float_format="%.6g")
+    pyro_rows = table[table.method.str.startswith("pyro-hea")]
+    meta = {
+        "pyro_settings": settings,
+        "select_on": settings.get("select_on", getattr(TrainConfig(), "select_on", "val_loss")),
+        "alpha": pyro_rows["details"].iloc[0].get("alpha") if len(pyro_rows) else None,
+        "latent_dim": pyro_rows["details"].iloc[0].get("latent_dim") if len(pyro_rows) else None,
+        "command": "python benchmarks/data_efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "wall_time": wall_time,
+    }
+    md_path = out / "data_efficiency.md"
+    old = md_path.read_text() if md_path.is_file() else ""
+    keep = old.split(ANALYSIS_MARKER, 1)[1].lstrip("\n") if ANALYSIS_MARKER in old else ""
+    md_path.write_text(markdown(table, meta, keep))
+    plot(table, out / "data_efficiency.png")
+    return meta
 
 
 def merge_main(args, argv=None) -> dict:
@@ -1006,25 +1026,10 @@ def merge_main(args, argv=None) -> dict:
     out = args.out_dir
     if any(p.resolve() == (out / "data_efficiency.csv").resolve() for p in args.merge):
         raise SystemExit(f"--merge: {out / 'data_efficiency.csv'} is one of the inputs; give another --out-dir")
-    out.mkdir(parents=True, exist_ok=True)
-    to_csv_frame(table).to_csv(out / "data_efficiency.csv", index=False, float_format="%.6g")
-    pyro_rows = table[table.method.str.startswith("pyro-hea")]
-    settings = next((s for s in pyro_rows["settings"] if s), {})
-    meta = {
-        "pyro_settings": settings,
-        "select_on": settings.get("select_on", getattr(_train_config(), "select_on", "val_loss")),
-        "alpha": pyro_rows["details"].iloc[0].get("alpha") if len(pyro_rows) else None,
-        "latent_dim": pyro_rows["details"].iloc[0].get("latent_dim") if len(pyro_rows) else None,
-        "command": "python benchmarks/data_efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "wall_time": ("no fit in this invocation; the rows were merged from " + "; ".join(notes)
-                      + f". Their fits add up to {float(table['fit_seconds'].sum()) / 60:.1f} min of worker time"),
-    }
-    md_path = out / "data_efficiency.md"
-    keep = ""
-    if md_path.is_file() and ANALYSIS_MARKER in md_path.read_text():
-        keep = md_path.read_text().split(ANALYSIS_MARKER, 1)[1].lstrip("\n")
-    md_path.write_text(markdown(table, meta, keep))
-    plot(table, out / "data_efficiency.png")
+    settings = next((s for s in table.loc[table.method.str.startswith("pyro-hea"), "settings"] if s), {})
+    wall_time = ("no fit in this invocation; the rows were merged from " + "; ".join(notes)
+                 + f". Their fits add up to {float(table['fit_seconds'].sum()) / 60:.1f} min of worker time")
+    meta = write_outputs(table, out, settings, wall_time, argv)
     if not args.no_progress:
         print("\n".join(notes))
         print(summary(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -1071,34 +1076,14 @@ def main(argv=None) -> dict:
         raise SystemExit(f"data_efficiency.py: {err}") from None
     seconds = time.perf_counter() - started
     invocations = _log_invocation(args.cache_dir, settings, counts, seconds, args.jobs, scheduler)
-    out = args.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    csv = to_csv_frame(table)
-    csv.to_csv(out / "data_efficiency.csv", index=False, float_format="%.6g")
-    pyro_rows = table[table.method.str.startswith("pyro-hea")]
     fit_total = float(table["fit_seconds"].sum())
-    from pyro_hea.infer.training import TrainConfig
-
-    meta = {
-        "pyro_settings": settings,
-        "select_on": settings.get("select_on", getattr(TrainConfig(), "select_on", "val_loss")),
-        "alpha": pyro_rows["details"].iloc[0]["alpha"] if len(pyro_rows) else None,
-        "latent_dim": pyro_rows["details"].iloc[0]["latent_dim"] if len(pyro_rows) else None,
-        "command": "python benchmarks/data_efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "wall_time": (f"{sum(i['seconds'] for i in invocations) / 60:.1f} min in total over the "
-                      f"{len(invocations)} invocation(s) that computed configurations with these pyro-hea settings "
-                      f"(this one: {seconds / 60:.1f} min, {counts['computed']} computed, {counts['cached']} from "
-                      f"the cache, {f'on the Dask scheduler at {scheduler}' if scheduler else f'--jobs {args.jobs}'}); the fits in the table add up to {fit_total / 60:.1f} min "
-                      "of worker time"),
-    }
-    md_path = out / "data_efficiency.md"
-    keep = ""
-    if md_path.is_file():
-        old = md_path.read_text()
-        if ANALYSIS_MARKER in old:
-            keep = old.split(ANALYSIS_MARKER, 1)[1].lstrip("\n")
-    md_path.write_text(markdown(table, meta, keep))
-    plot(table, out / "data_efficiency.png")
+    wall_time = (f"{sum(i['seconds'] for i in invocations) / 60:.1f} min in total over the "
+                 f"{len(invocations)} invocation(s) that computed configurations with these pyro-hea settings "
+                 f"(this one: {seconds / 60:.1f} min, {counts['computed']} computed, {counts['cached']} from "
+                 f"the cache, {f'on the Dask scheduler at {scheduler}' if scheduler else f'--jobs {args.jobs}'}); the fits in the table add up to {fit_total / 60:.1f} min "
+                 "of worker time")
+    out = args.out_dir
+    meta = write_outputs(table, out, settings, wall_time, argv)
     if not args.no_progress:
         print(summary(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print(f"{counts['computed']} computed, {counts['cached']} cached; {seconds:.0f} s; wrote {out}")

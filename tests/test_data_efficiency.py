@@ -300,7 +300,6 @@ def test_the_design_selection_benchmark_keeps_variants(tmp_path, ds):
     assert list(pd.read_csv(tmp_path / "design_selection.csv")["variant"]) == ["default", "class_position_lr_factor=1"]
 
 
-
 RESULTS = SCRIPT.parents[1] / "docs" / "results"
 
 
