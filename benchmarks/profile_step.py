@@ -159,7 +159,8 @@ def main() -> None:
         print(f"    {name:<38s}{np.median(values):7.1f}")
     print(f"  the same step with Pyro's argument checks{checked_ms:6.1f}")
     print(f"  plain torch: forward + backward + Adam  {torch_ms:7.1f}   (the floor)")
-    print(f"    of which the forward pass alone       {forward_ms:7.1f}")
+    print(f"    of which the forward pass alone       {forward_ms:7.1f}   (no grad: the random trees' leaves are"
+          " not kept, so computed afresh)")
     print(f"  Pyro / plain torch                      {svi_ms / torch_ms:7.2f}x")
 
 

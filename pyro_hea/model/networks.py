@@ -14,8 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .partition import ForestPartitionEncoding, RandomPartitionEncoding
+
 __all__ = [
-    "MLP", "ClassGaussianDescriptors", "PiecewiseLinearEncoding", "tree_thresholds", "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
+    "MLP", "ClassGaussianDescriptors", "PiecewiseLinearEncoding", "tree_thresholds", "RandomPartitionEncoding",
+    "PhaseClassifier", "LatentEncoder", "CompositionDecoder", "LinearCompositionDecoder",
     "DescriptorDecoder", "DescriptorEncoder", "broadcast_cat", "log_fractions", "scale_gradient",
 ]
 
@@ -170,58 +173,6 @@ class PiecewiseLinearEncoding(nn.Module):
         return torch.cat([f, bins.flatten(-2)], dim=-1)
 
 
-class RandomPartitionEncoding(nn.Module):
-    """Each alloy as the leaves it falls in of T random oblivious trees of depth d on the descriptors.
-
-    Tree t splits, at level l, descriptor ``split_feature[t, l]`` at the
-    ``split_level[t, l]`` quantile of the training descriptors (labelled and
-    unlabelled alike; no label is read), so the partition follows where the
-    alloys are. Both are drawn at random once; the thresholds are set by
-    :meth:`fit_thresholds`. A linear model on the leaves is an average of
-    piecewise-constant functions over many random axis-aligned partitions,
-    the kind of function a random forest fits. Feature, level and
-    threshold are buffers, saved with the weights.
-
-    Examples
-    --------
-    >>> part = RandomPartitionEncoding(n_features=3, n_trees=4, depth=2)
-    >>> part.fit_thresholds(torch.randn(50, 3))
-    >>> leaves = part(torch.zeros(5, 3))
-    >>> leaves.shape, bool(((leaves >= 0) & (leaves < part.n_leaves)).all())
-    (torch.Size([5, 4]), True)
-    """
-
-    def __init__(self, n_features: int, n_trees: int, depth: int):
-        super().__init__()
-        self.n_trees, self.depth = n_trees, depth
-        self.register_buffer("split_feature", torch.randint(0, n_features, (n_trees, depth)))
-        self.register_buffer("split_level", 0.05 + 0.9 * torch.rand(n_trees, depth))
-        self.register_buffer("thresholds", torch.zeros(n_trees, depth))
-        self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)
-        self.register_buffer("powers", 2 ** torch.arange(depth), persistent=False)
-
-    @property
-    def n_leaves(self) -> int:
-        return self.n_trees * 2 ** self.depth
-
-    @torch.no_grad()
-    def fit_thresholds(self, features: torch.Tensor) -> None:
-        """Set each split at its quantile of the training ``features`` (n, n_features)."""
-        if features.ndim != 2 or len(features) < 2:
-            raise ValueError(f"fit_thresholds needs an (n >= 2, n_features) tensor, got {tuple(features.shape)}")
-        ordered = features.sort(dim=0).values[:, self.split_feature]  # (n, T, d)
-        position = self.split_level * (len(features) - 1)
-        lo = position.floor().long()
-        hi = (lo + 1).clamp_max(len(features) - 1)
-        take = lambda idx: ordered.gather(0, idx[None]).squeeze(0)  # noqa: E731
-        self.thresholds.copy_(take(lo) + (position - lo) * (take(hi) - take(lo)))
-
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        """Leaf index of each tree, shape (..., T), each in [0, n_leaves)."""
-        right = (f[..., self.split_feature] > self.thresholds).long()
-        return (right * self.powers).sum(-1) + self.offsets
-
-
 class PhaseClassifier(nn.Module):
     """q(y | x): logits over K phase classes from the standardized descriptors.
 
@@ -233,7 +184,9 @@ class PhaseClassifier(nn.Module):
     averaged, ``q(y | x) = (1/M) sum_m q_m(y | x)``. With ``n_trees > 0`` each
     network's logits add a linear model on the leaves of a
     :class:`RandomPartitionEncoding`, ``sum_t w[leaf_t(f)] / sqrt(T)``
-    (the leaf weights start at zero and are shared by the members).
+    (the leaf weights start at zero and are shared by the members). With
+    ``n_forest_trees > 0`` they add the same on the leaves of a
+    :class:`ForestPartitionEncoding`, fitted on the labelled alloys.
 
     Examples
     --------
@@ -247,7 +200,7 @@ class PhaseClassifier(nn.Module):
 
     def __init__(self, n_descriptors: int, n_elements: int, n_classes: int, hidden: Sequence[int],
                  use_composition: bool = False, n_bins: int = 0, n_members: int = 1,
-                 n_trees: int = 0, tree_depth: int = 5):
+                 n_trees: int = 0, tree_depth: int = 5, n_forest_trees: int = 0, forest_depth: int = 3):
         super().__init__()
         self.use_composition = use_composition
         self.n_members = int(n_members)
@@ -261,6 +214,10 @@ class PhaseClassifier(nn.Module):
         if self.partition is not None:
             self.leaf_logits = nn.Embedding(self.partition.n_leaves, n_classes)
             nn.init.zeros_(self.leaf_logits.weight)
+        self.forest = ForestPartitionEncoding(n_descriptors, n_forest_trees, forest_depth) if n_forest_trees > 0 else None
+        if self.forest is not None:
+            self.forest_leaf_logits = nn.Embedding(self.forest.n_leaves, n_classes)
+            nn.init.zeros_(self.forest_leaf_logits.weight)
 
     def member_logits(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Each member's logits, shape (M, ..., K)."""
@@ -270,7 +227,9 @@ class PhaseClassifier(nn.Module):
         logits = (self.net(inputs).unsqueeze(0) if self.n_members == 1
                   else torch.stack([net(inputs) for net in self.net]))
         if self.partition is not None:
-            logits = logits + self.leaf_logits(self.partition(features)).sum(-2) / self.partition.n_trees ** 0.5
+            logits = logits + self.partition.leaf_sum(features, self.leaf_logits.weight) / self.partition.n_trees ** 0.5
+        if self.forest is not None:
+            logits = logits + self.forest.leaf_sum(features, self.forest_leaf_logits.weight) / self.forest.n_trees ** 0.5
         return logits
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,99 @@
+"""The classifier's tree partitions: the random one, the forest one, and the kept leaves of a training tensor."""
+
+import pytest
+import torch
+from sklearn.ensemble import RandomForestClassifier
+
+from pyro_hea import ModelConfig, PhaseModel, paper_split
+from pyro_hea.errors import PyroHeaError
+from pyro_hea.infer.checkpoint import load_checkpoint
+from pyro_hea.model.partition import ForestPartitionEncoding, RandomPartitionEncoding
+
+
+@pytest.fixture(scope="module")
+def sub(pei):
+    """A 240-alloy subset of Pei 2020."""
+    return pei.sample(240, random_state=0).reset_index(drop=True)
+
+
+def test_leaf_sum_matches_the_embedding_lookup_bit_for_bit_and_keeps_leaves_only_for_an_unchanged_tensor():
+    torch.manual_seed(0)
+    part = RandomPartitionEncoding(n_features=4, n_trees=50, depth=3)
+    part.fit_thresholds(torch.randn(200, 4))
+    f, grad_out = torch.randn(300, 4), torch.randn(300, 2)
+    weight = torch.nn.Parameter(torch.randn(part.n_leaves, 2))
+    plain = torch.nn.functional.embedding(part(f), weight).sum(-2)
+    (expected_grad,) = torch.autograd.grad((plain * grad_out).sum(), weight)
+    out = part.leaf_sum(f, weight)
+    (grad,) = torch.autograd.grad((out * grad_out).sum(), weight)
+    assert torch.equal(out, plain) and torch.equal(grad, expected_grad)
+    assert len(part._cache) == 1
+    kept = part._cache[0][4]
+    part.leaf_sum(f, weight)
+    assert len(part._cache) == 1 and part._cache[0][4] is kept  # the same tensor: the leaves are reused
+    f.add_(1.0)  # changed in place: computed again, and right
+    assert torch.equal(part.leaf_sum(f, weight), torch.nn.functional.embedding(part(f), weight).sum(-2))
+    assert part._cache[0][4] is not kept
+    part.fit_thresholds(torch.randn(200, 4) + 3.0)  # new splits: nothing kept
+    assert part._cache == []
+    with torch.no_grad():  # prediction keeps nothing
+        part.leaf_sum(torch.randn(10, 4), weight)
+    part.eval()
+    part.leaf_sum(torch.randn(10, 4), weight)
+    assert part._cache == []
+    part.train()
+    for _ in range(6):
+        part.leaf_sum(torch.randn(10, 4), weight)
+    assert len(part._cache) == 4  # at most four tensors are kept
+
+
+def test_forest_partition_groups_the_alloys_as_the_scikit_learn_forest_does():
+    torch.manual_seed(0)
+    f = torch.randn(120, 5)
+    labels = ((f[:, 0] + 0.5 * f[:, 3]) > 0).long()
+    labels[::3] = -1  # unlabelled rows are not read
+    part = ForestPartitionEncoding(n_features=5, n_trees=20, depth=3)
+    assert torch.equal(part(f), part.offsets.expand(120, 20))  # before the fit: leaf 0 of every tree
+    part.fit_forest(f, labels, seed=7)
+    leaves = part(f)
+    rows = (labels >= 0).numpy()
+    forest = RandomForestClassifier(20, max_depth=3, max_features="sqrt", random_state=7, n_jobs=1)
+    nodes = forest.fit(f[rows].double().numpy(), labels[rows].numpy()).apply(f.numpy())  # (n, T) sklearn leaves
+    for t in range(20):
+        pairs = set(zip(nodes[:, t].tolist(), leaves[:, t].tolist()))
+        assert len(pairs) == len(set(nodes[:, t].tolist())) == len(set(leaves[:, t].tolist()))  # one-to-one
+    assert ((leaves >= part.offsets) & (leaves < part.offsets + 8)).all()
+    changed = labels.clone()
+    changed[::3] = 1 - changed[1::3][: len(changed[::3])].clamp(min=0)  # other labels on the unlabelled rows...
+    changed[::3] = -1  # ...marked unlabelled again: the same forest
+    again = ForestPartitionEncoding(n_features=5, n_trees=20, depth=3)
+    again.fit_forest(f, changed, seed=7)
+    assert torch.equal(again.thresholds, part.thresholds)
+    with pytest.raises(ValueError, match="at least 2 labelled rows"):
+        part.fit_forest(f, torch.full((120,), -1), seed=0)
+
+
+def test_forest_partition_in_the_model_reads_only_labelled_rows_and_survives_a_checkpoint(sub, tmp_path):
+    with pytest.raises(PyroHeaError, match="classifier_forest_trees"):
+        ModelConfig(classifier_forest_trees=-1)
+    split = paper_split(sub, seed=0)
+    config = ModelConfig(hidden=[16], latent_dim=3, classifier_trees=0, classifier_forest_trees=10)
+    torch.manual_seed(0)
+    model = PhaseModel.build(sub, split, config)
+    forest = model.vae.classifier.forest
+    assert forest.n_trees == 10 and (forest.thresholds[:, 0] < 1e6).all()  # every root split is fitted
+    assert not model.vae.classifier.forest_leaf_logits.weight.any()
+    other = sub.copy()
+    unlabelled = (split == "unlabelled").to_numpy()
+    other.loc[unlabelled, "single_phase"] = 1 - other.loc[unlabelled, "single_phase"]
+    torch.manual_seed(0)
+    assert torch.equal(PhaseModel.build(other, split, config).vae.classifier.forest.thresholds, forest.thresholds)
+    with pytest.raises(PyroHeaError, match="needs the training labels"):
+        model.vae.fit_feature_bins(torch.randn(50, 8))
+    model.save(tmp_path / "m.pt")
+    loaded = PhaseModel.load(tmp_path / "m.pt")
+    assert torch.equal(loaded.vae.classifier.forest.thresholds, forest.thresholds)
+    t = model.tensors(sub)
+    torch.testing.assert_close(loaded.vae.predict_proba(t), model.vae.predict_proba(t))
+    assert torch.isfinite(forest.thresholds).all()  # checkpoints refuse infinite values
+    assert "classifier.forest.thresholds" in load_checkpoint(tmp_path / "m.pt")["weights"]
