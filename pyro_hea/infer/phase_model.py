@@ -117,7 +117,8 @@ class PhaseModel:
         vae = PhaseVAE(element_vocabulary(df), model_config or ModelConfig(), prior_z, prior_y)
         train_features = scaler.transform(df.loc[train_rows, list(DESCRIPTOR_NAMES)].to_numpy(dtype=float))
         labels = None
-        if vae.config.classifier_bin_edges == "tree":  # target-aware bins read the labelled rows' labels only
+        if vae.config.classifier_bin_edges == "tree" or vae.config.classifier_forest_trees > 0:
+            # target-aware bins and the forest partition read the labelled rows' labels only
             labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
             labels[split[train_rows].to_numpy() != "labelled"] = -1
             labels = torch.as_tensor(labels)

@@ -73,8 +73,8 @@ FULL_BATCH_LIMIT = 4096
 
 #: The linear decoder's class positions mu_y and spreads sigma_y (see ``TrainConfig.class_position_lr_factor``).
 CLASS_POSITION_PARAMS = ("decoder.class_shift.weight", "decoder.class_log_scale")
-#: The leaf weights of the classifier's random partition (``ModelConfig.classifier_trees``).
-LEAF_PARAMS = ("classifier.leaf_logits.weight",)
+#: The leaf weights of the classifier's random and forest partitions (``ModelConfig.classifier_trees``, ``classifier_forest_trees``).
+LEAF_PARAMS = ("classifier.leaf_logits.weight", "classifier.forest_leaf_logits.weight")
 
 #: Alloys per mini-batch when ``batch_size`` is None and the training set is larger than FULL_BATCH_LIMIT.
 AUTO_BATCH_SIZE = 1024

@@ -54,6 +54,10 @@ class ModelConfig:
         T random oblivious trees of depth d on the descriptors, split at quantiles of all training
         rows, whose leaves add a linear term to q(y|x) (``RandomPartitionEncoding``; default
         1,000 of depth 5, chosen on validation in session 24; T = 0: none, the default until then).
+    classifier_forest_trees, classifier_forest_depth : int
+        T random-forest trees of depth at most d, fitted on the labelled training alloys, whose
+        leaves add another linear term to q(y|x) (``ForestPartitionEncoding``, a supervised
+        partition; default 0: none).
     classifier_hidden : list of int or None
         Hidden widths of each classifier network (None: ``hidden``; ``[]``: linear).
     decoder : {"linear", "mlp"}
@@ -104,6 +108,8 @@ class ModelConfig:
     classifier_members: int = 1
     classifier_trees: int = 1000
     classifier_tree_depth: int = 5
+    classifier_forest_trees: int = 0
+    classifier_forest_depth: int = 3
     classifier_hidden: list[int] | None = None
     decoder: str = "linear"
     descriptor_latent_dim: int = 2
@@ -133,6 +139,9 @@ class ModelConfig:
         if self.classifier_trees < 0 or not 1 <= self.classifier_tree_depth <= 12:
             raise PyroHeaError(f"classifier_trees must be 0 or more and classifier_tree_depth in 1..12, got "
                                f"{self.classifier_trees} and {self.classifier_tree_depth}")
+        if self.classifier_forest_trees < 0 or not 1 <= self.classifier_forest_depth <= 12:
+            raise PyroHeaError(f"classifier_forest_trees must be 0 or more and classifier_forest_depth in 1..12, "
+                               f"got {self.classifier_forest_trees} and {self.classifier_forest_depth}")
         if self.decoder not in DECODERS:
             raise PyroHeaError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
         if self.descriptor_latent_dim < 0:

@@ -123,7 +123,8 @@ class PhaseVAE(nn.Module):
         widths = c.hidden if c.classifier_hidden is None else c.classifier_hidden
         self.classifier = PhaseClassifier(n_f, n_el, c.n_classes, widths, c.classifier_uses_composition,
                                           c.classifier_bins, c.classifier_members, c.classifier_trees,
-                                          c.classifier_tree_depth)
+                                          c.classifier_tree_depth, c.classifier_forest_trees,
+                                          c.classifier_forest_depth)
         # With the linear decoder the encoder undoes the decoder's class positions (and spreads) exactly.
         self.encoder = LatentEncoder(n_el, n_f, c.n_classes, c.latent_dim, c.hidden,
                                      class_latent=self.decoder if c.decoder == "linear" else None)
@@ -329,7 +330,8 @@ class PhaseVAE(nn.Module):
         With ``classifier_bin_edges="tree"`` the ``labels`` of the rows (-1
         where unlabelled) place them (see
         :meth:`~pyro_hea.model.networks.PiecewiseLinearEncoding.fit_edges`);
-        otherwise they sit at quantiles and ``labels`` is not read.
+        otherwise they sit at quantiles. With ``classifier_forest_trees > 0`` the
+        labelled rows also fit the forest partition. Otherwise ``labels`` is not read.
 
         Examples
         --------
@@ -340,6 +342,12 @@ class PhaseVAE(nn.Module):
         """
         if self.classifier.partition is not None:  # quantiles of every training row; no label is read
             self.classifier.partition.fit_thresholds(torch.as_tensor(features, dtype=torch.float32))
+        if self.classifier.forest is not None:  # the supervised partition: labelled rows only
+            if labels is None:
+                raise PyroHeaError("classifier_forest_trees > 0 needs the training labels to fit the forest")
+            seed = int(torch.randint(0, 2 ** 31 - 1, ()))  # from torch's seed, so a seeded build is reproducible
+            self.classifier.forest.fit_forest(torch.as_tensor(features, dtype=torch.float32),
+                                              torch.as_tensor(labels, dtype=torch.long), seed)
         if self.classifier.encoding is None:
             return
         if self.config.classifier_bin_edges == "tree":
