@@ -1,5 +1,6 @@
 """The classifier's tree partitions: the random one, the forest one, and the kept leaves of a training tensor."""
 
+import numpy as np
 import pytest
 import torch
 from sklearn.ensemble import RandomForestClassifier
@@ -97,3 +98,31 @@ def test_forest_partition_in_the_model_reads_only_labelled_rows_and_survives_a_c
     torch.testing.assert_close(loaded.vae.predict_proba(t), model.vae.predict_proba(t))
     assert torch.isfinite(forest.thresholds).all()  # checkpoints refuse infinite values
     assert "classifier.forest.thresholds" in load_checkpoint(tmp_path / "m.pt")["weights"]
+
+
+def test_a_checkpoint_from_before_the_forest_loads_without_one(sub, tmp_path):
+    import json
+
+    from pyro_hea.infer.checkpoint import save_checkpoint
+
+    split = paper_split(sub, seed=0)
+    torch.manual_seed(0)
+    model = PhaseModel.build(sub, split, ModelConfig(hidden=[16], latent_dim=3, classifier_trees=0,
+                                                     classifier_forest_trees=0))
+    model.save(tmp_path / "new.pt")
+    data = load_checkpoint(tmp_path / "new.pt")
+    meta = json.loads(data["meta_json"])
+    del meta["model_config"]["classifier_forest_trees"]  # as written before session 28
+    data["meta_json"] = json.dumps(meta)
+    save_checkpoint(tmp_path / "old.pt", {k: v for k, v in data.items() if k not in ("format", "format_version")})
+    loaded = PhaseModel.load(tmp_path / "old.pt")
+    assert loaded.vae.classifier.forest is None and loaded.vae.config.classifier_forest_trees == 0
+
+
+def test_a_table_with_fewer_than_two_labels_leaves_the_forest_unfitted_and_says_so(sub):
+    split = paper_split(sub, seed=0)
+    unlabelled = sub.copy()
+    unlabelled["single_phase"] = np.nan
+    with pytest.warns(UserWarning, match="forest partition of q\\(y\\|x\\) is not fitted: 0 labelled"):
+        model = PhaseModel.build(unlabelled, split, ModelConfig(hidden=[16], latent_dim=3, classifier_forest_trees=5))
+    assert (model.vae.classifier.forest.thresholds == model.vae.classifier.forest.thresholds.max()).all()

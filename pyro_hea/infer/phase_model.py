@@ -30,6 +30,7 @@ from pyro_hea.data.datasets import element_vocabulary
 from pyro_hea.data.descriptors import DESCRIPTOR_NAMES
 from pyro_hea.errors import PyroHeaError
 from pyro_hea.infer.metrics import classification_metrics, reconstruction_metrics
+from pyro_hea.model.config import FIELDS_ADDED
 from pyro_hea.model.vae import ModelConfig, PhaseVAE
 from pyro_hea.model.priors import LatentPrior, PhasePrior, make_prior, prior_name
 from pyro_hea.data.splits import DescriptorScaler
@@ -276,7 +277,7 @@ class PhaseModel:
         data = load_checkpoint(path)
         try:
             meta = json.loads(data["meta_json"])
-            model_config = ModelConfig(**meta["model_config"])
+            model_config = ModelConfig(**{**FIELDS_ADDED, **meta["model_config"]})
             train_config = TrainConfig(**meta["train_config"])
             pz = _rebuild_prior("z", meta["prior_z"], prior_z)
             py = _rebuild_prior("y", meta["prior_y"], prior_y)

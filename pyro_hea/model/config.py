@@ -57,7 +57,8 @@ class ModelConfig:
     classifier_forest_trees, classifier_forest_depth : int
         T random-forest trees of depth at most d, fitted on the labelled training alloys, whose
         leaves add another linear term to q(y|x) (``ForestPartitionEncoding``, a supervised
-        partition; default 0: none).
+        partition; default 500 of depth 3, chosen on validation in session 28; 0: none, the default
+        until then).
     classifier_hidden : list of int or None
         Hidden widths of each classifier network (None: ``hidden``; ``[]``: linear).
     decoder : {"linear", "mlp"}
@@ -108,7 +109,7 @@ class ModelConfig:
     classifier_members: int = 1
     classifier_trees: int = 1000
     classifier_tree_depth: int = 5
-    classifier_forest_trees: int = 0
+    classifier_forest_trees: int = 500
     classifier_forest_depth: int = 3
     classifier_hidden: list[int] | None = None
     decoder: str = "linear"
@@ -163,3 +164,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Fields added after checkpoints were first written, with the value that an older checkpoint's
+#: model had (it predates the field): a checkpoint without ``classifier_forest_trees`` had no forest.
+FIELDS_ADDED = {"classifier_forest_trees": 0}

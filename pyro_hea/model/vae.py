@@ -64,6 +64,7 @@ element probabilities, plus a term that does not depend on the parameters.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import pyro
@@ -336,7 +337,7 @@ class PhaseVAE(nn.Module):
         Examples
         --------
         >>> vae = PhaseVAE(["Fe", "Ni"], ModelConfig(classifier_bins=4))
-        >>> vae.fit_feature_bins(torch.randn(100, 8))
+        >>> vae.fit_feature_bins(torch.randn(100, 8), labels=torch.randint(0, 2, (100,)))
         >>> vae.classifier.encoding.edges.shape
         torch.Size([8, 5])
         """
@@ -345,9 +346,13 @@ class PhaseVAE(nn.Module):
         if self.classifier.forest is not None:  # the supervised partition: labelled rows only
             if labels is None:
                 raise PyroHeaError("classifier_forest_trees > 0 needs the training labels to fit the forest")
+            labels = torch.as_tensor(labels, dtype=torch.long)
             seed = int(torch.randint(0, 2 ** 31 - 1, ()))  # from torch's seed, so a seeded build is reproducible
-            self.classifier.forest.fit_forest(torch.as_tensor(features, dtype=torch.float32),
-                                              torch.as_tensor(labels, dtype=torch.long), seed)
+            if int((labels >= 0).sum()) >= 2:
+                self.classifier.forest.fit_forest(torch.as_tensor(features, dtype=torch.float32), labels, seed)
+            else:
+                warnings.warn(f"the forest partition of q(y|x) is not fitted: {int((labels >= 0).sum())} labelled "
+                              "training rows (it needs 2), so its term stays constant", stacklevel=2)
         if self.classifier.encoding is None:
             return
         if self.config.classifier_bin_edges == "tree":
