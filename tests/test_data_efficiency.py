@@ -304,7 +304,7 @@ RESULTS = SCRIPT.parents[1] / "docs" / "results"
 
 
 def test_merge_rebuilds_the_ten_seed_page_from_committed_csvs_without_fitting(de, tmp_path):
-    sources = [RESULTS / "data_efficiency.csv", RESULTS / "ten_seeds_default" / "seeds_5_9.csv",
+    sources = [RESULTS / "session24_default" / "data_efficiency.csv", RESULTS / "ten_seeds_default" / "seeds_5_9.csv",
                RESULTS / "ten_seeds" / "data_efficiency.csv", RESULTS / "random_forest" / "ten_seeds" / "data_efficiency.csv"]
     methods = ["pyro-hea", "pyro-hea/labels-only", "logistic-regression", "mlp", "hist-gradient-boosting", "random-forest"]
     out = tmp_path / "merged"
