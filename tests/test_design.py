@@ -287,7 +287,8 @@ def test_iterative_inversion_returns_a_trajectory(designer, model):
     t = result.table
     assert t["step"].tolist() == list(range(len(t))) and 2 <= len(t) <= 5
     assert t["formula"].iloc[0] == canonical_formula("Al2CoCrFeNi")
-    assert np.allclose(t["p_model"], model.predict_proba(t["formula"].tolist())[:, 1], atol=1e-5)
+    # the formula rounds the composition to 1e-4 at.%; a tree split of q(y|x) can fall in between
+    assert np.allclose(t["p_model"], model.predict_proba(t["formula"].tolist())[:, 1], atol=1e-4)
     assert result.summary["stopped"] in ("step budget", "fixed point (the composition stopped changing)")
     assert (t["valid"] == check_validity(result.compositions)).all() and {"z_1", "z_2"} <= set(t.columns)
     # the start already passes a low threshold: the trajectory is the start alone
@@ -495,8 +496,10 @@ def test_inversion_and_interpolation_encode_at_the_posterior_mode(designer):
     amortized = designer.interpolate("NbMoTaW", "CoCrFeMnNi", steps=3, refine_steps=0).table
     assert np.allclose(amortized[["z_1", "z_2"]].to_numpy()[[0, -1]], mean, atol=1e-5)
     trajectory = designer.invert("NbMoTaW", threshold=1.0, max_steps=1).table
-    # the same refinement, run inside invert: equal up to float drift across machines (2e-4 seen)
-    assert np.allclose(trajectory[["z_1", "z_2"]].to_numpy()[0], mode[0], atol=1e-3)
+    # the same refinement, run inside invert on the one alloy (L-BFGS over a batch stops elsewhere):
+    # equal up to float drift across machines (2e-4 seen)
+    alone = vae.posterior_mode(tensors[np.array([0])], y[:1], steps=50).numpy()
+    assert np.allclose(trajectory[["z_1", "z_2"]].to_numpy()[0], alone[0], atol=1e-3)
     with pytest.raises(DesignError, match="refine_steps"):
         designer.invert("NbMoTaW", refine_steps=-1)
     with pytest.raises(DesignError, match="max_steps"):

@@ -187,14 +187,18 @@ def test_the_leaf_weights_learn_at_leaf_lr_factor_times_the_rate_and_nothing_els
     model = PhaseModel.fit(sub, split, steps=3, eval_every=3, seed=0, classifier_trees=8, classifier_tree_depth=2,
                            leaf_lr_factor=7.0, **SMALL)
     cfg, vae = model.trainer.config, model.vae
-    leaves, position = vae.classifier.leaf_logits.weight, vae.decoder.class_shift.weight
+    # the random partition's leaf weights and the forest partition's
+    leaves = {id(vae.classifier.leaf_logits.weight), id(vae.classifier.forest_leaf_logits.weight)}
+    position = vae.decoder.class_shift.weight
     decayed = cfg.lr * cfg.final_lr_fraction ** (3 / cfg.steps)
-    seen = set()
+    seen, n_leaf_params = set(), 0
     for param, optim in model.trainer.optim.optim_objs.items():
-        factor = 7.0 if param is leaves else cfg.class_position_lr_factor if param is position else 1.0
+        n_leaf_params += id(param) in leaves
+        factor = 7.0 if id(param) in leaves else cfg.class_position_lr_factor if param is position else 1.0
         seen.add(factor)
         assert [g["lr"] for g in optim.param_groups] == pytest.approx([factor * decayed], rel=1e-6)
     assert seen == {7.0, cfg.class_position_lr_factor, 1.0}  # the leaf weights are optimized, at their rate
+    assert n_leaf_params == 2
 
 
 def test_a_bad_leaf_lr_factor_is_refused_in_one_line():

@@ -76,8 +76,9 @@ def class_elbo_terms(vae: PhaseVAE, alloys: AlloyTensors, draws: int = 16, seed:
     >>> terms = class_elbo_terms(vae, a, draws=2)
     >>> sorted(terms), tuple(terms["latent"].shape)
     (['composition', 'descriptors', 'latent', 'phase prior', 'style'], (2, 2))
-    >>> float(terms["composition"][1].sub(terms["composition"][0]).abs().max())  # cancels exactly
-    0.0
+    >>> c = terms["composition"]  # the same for both classes: the class position cancels, up to float rounding
+    >>> bool(((c[1] - c[0]).abs() <= 1e-6 * c.abs().max()).all())
+    True
     """
     if draws < 1:
         raise PyroHeaError(f"draws must be at least 1, got {draws}")

@@ -120,7 +120,12 @@ class PhaseModel:
         labels = None
         if vae.config.classifier_bin_edges == "tree" or vae.config.classifier_forest_trees > 0:
             # target-aware bins and the forest partition read the labelled rows' labels only
-            labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
+            try:
+                labels = labels_from_frame(df.loc[train_rows], vae.config.n_classes)
+            except PyroHeaError:
+                if vae.config.classifier_bin_edges == "tree":
+                    raise
+                labels = np.full(int(train_rows.sum()), -1)  # no label column: the forest stays unfitted
             labels[split[train_rows].to_numpy() != "labelled"] = -1
             labels = torch.as_tensor(labels)
         vae.fit_feature_bins(torch.as_tensor(train_features, dtype=torch.float32), labels)

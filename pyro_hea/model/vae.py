@@ -332,7 +332,8 @@ class PhaseVAE(nn.Module):
         where unlabelled) place them (see
         :meth:`~pyro_hea.model.networks.PiecewiseLinearEncoding.fit_edges`);
         otherwise they sit at quantiles. With ``classifier_forest_trees > 0`` the
-        labelled rows also fit the forest partition. Otherwise ``labels`` is not read.
+        labelled rows also fit the forest partition (without 2 of them it stays
+        unfitted, with a warning). Otherwise ``labels`` is not read.
 
         Examples
         --------
@@ -344,14 +345,13 @@ class PhaseVAE(nn.Module):
         if self.classifier.partition is not None:  # quantiles of every training row; no label is read
             self.classifier.partition.fit_thresholds(torch.as_tensor(features, dtype=torch.float32))
         if self.classifier.forest is not None:  # the supervised partition: labelled rows only
-            if labels is None:
-                raise PyroHeaError("classifier_forest_trees > 0 needs the training labels to fit the forest")
-            labels = torch.as_tensor(labels, dtype=torch.long)
+            labels_f = (torch.full((len(features),), -1) if labels is None
+                        else torch.as_tensor(labels, dtype=torch.long))
             seed = int(torch.randint(0, 2 ** 31 - 1, ()))  # from torch's seed, so a seeded build is reproducible
-            if int((labels >= 0).sum()) >= 2:
-                self.classifier.forest.fit_forest(torch.as_tensor(features, dtype=torch.float32), labels, seed)
+            if int((labels_f >= 0).sum()) >= 2:
+                self.classifier.forest.fit_forest(torch.as_tensor(features, dtype=torch.float32), labels_f, seed)
             else:
-                warnings.warn(f"the forest partition of q(y|x) is not fitted: {int((labels >= 0).sum())} labelled "
+                warnings.warn(f"the forest partition of q(y|x) is not fitted: {int((labels_f >= 0).sum())} labelled "
                               "training rows (it needs 2), so its term stays constant", stacklevel=2)
         if self.classifier.encoding is None:
             return
