@@ -126,3 +126,22 @@ def test_a_table_with_fewer_than_two_labels_leaves_the_forest_unfitted_and_says_
     with pytest.warns(UserWarning, match="forest partition of q\\(y\\|x\\) is not fitted: 0 labelled"):
         model = PhaseModel.build(unlabelled, split, ModelConfig(hidden=[16], latent_dim=3, classifier_forest_trees=5))
     assert (model.vae.classifier.forest.thresholds == model.vae.classifier.forest.thresholds.max()).all()
+
+
+def test_leaves_outside_training_are_computed_in_blocks_with_the_same_result(monkeypatch):
+    import pyro_hea.model.partition as partition
+
+    torch.manual_seed(0)
+    f, labels = torch.randn(50, 4), torch.randint(0, 2, (50,))
+    random_part = RandomPartitionEncoding(n_features=4, n_trees=30, depth=3)
+    random_part.fit_thresholds(f)
+    forest_part = ForestPartitionEncoding(n_features=4, n_trees=30, depth=3)
+    forest_part.fit_forest(f, labels, seed=0)
+    weight = torch.randn(random_part.n_leaves, 2)
+    whole = [(p(f), p.leaf_sum(f, weight)) for p in (random_part, forest_part)]
+    monkeypatch.setattr(partition, "BLOCK_ROWS", 7)  # 50 rows: 8 blocks, the last one short
+    for part, (leaves, sums) in zip((random_part, forest_part), whole):
+        part.eval()
+        assert torch.equal(part(f), leaves) and torch.equal(part.leaf_sum(f, weight), sums)
+        assert part(f.reshape(5, 10, 4)).shape == (5, 10, 30)  # leading dims kept
+        assert part(f[:0]).shape == (0, 30) and part.leaf_sum(f[:0], weight).shape == (0, 2)

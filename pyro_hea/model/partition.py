@@ -18,6 +18,9 @@ __all__ = ["LeafPartition", "RandomPartitionEncoding", "ForestPartitionEncoding"
 
 #: How many descriptor tensors a partition keeps the leaves of, while training.
 CACHE_SIZE = 4
+#: Rows per block when leaves are computed outside training (screening millions of alloys): the
+#: (rows x trees x depth) intermediates of one block stay near 40 MB instead of growing with the input.
+BLOCK_ROWS = 2048
 #: The threshold of a split that sends every finite descriptor left (finite, so that checkpoints hold it).
 NEVER = torch.finfo(torch.float32).max
 
@@ -68,6 +71,17 @@ class LeafPartition(nn.Module):
     def n_leaves(self) -> int:
         return self.n_trees * 2 ** self.depth
 
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """Leaf index of each tree, shape (..., T), each in [0, n_leaves); computed in blocks of rows."""
+        flat = f.reshape(-1, f.shape[-1])
+        leaves = torch.cat([self._leaves(block) for block in flat.split(BLOCK_ROWS)]) if len(flat) else \
+            self._leaves(flat)
+        return leaves.reshape(*f.shape[:-1], self.n_trees)
+
+    def _leaves(self, f: torch.Tensor) -> torch.Tensor:
+        """Leaf indices (n, T) of the rows of an (n, n_features) block."""
+        raise NotImplementedError
+
     def leaf_sum(self, f: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``sum_t weight[leaf_t(f)]``, shape (..., weight.shape[-1]), for leaf weights (n_leaves, K).
 
@@ -83,7 +97,10 @@ class LeafPartition(nn.Module):
         torch.Size([4, 2])
         """
         if not (self.training and torch.is_grad_enabled() and f.ndim == 2 and not f.is_inference()):
-            return nn.functional.embedding(self(f), weight).sum(-2)
+            flat = f.reshape(-1, f.shape[-1])
+            sums = [nn.functional.embedding(self(block), weight).sum(-2) for block in flat.split(BLOCK_ROWS)]
+            out = torch.cat(sums) if sums else flat.new_zeros(0, weight.shape[-1])
+            return out.reshape(*f.shape[:-1], weight.shape[-1])
         leaves, incidence = self._cached(f)
         return _LeafSum.apply(weight, leaves, incidence)
 
@@ -149,10 +166,9 @@ class RandomPartitionEncoding(LeafPartition):
         self.thresholds.copy_(take(lo) + (position - lo) * (take(hi) - take(lo)))
         self._cache.clear()
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        """Leaf index of each tree, shape (..., T), each in [0, n_leaves)."""
+    def _leaves(self, f: torch.Tensor) -> torch.Tensor:
         right = f.index_select(-1, self.split_feature.reshape(-1)) > self.thresholds.reshape(-1)
-        right = right.view(*f.shape[:-1], self.n_trees, self.depth)
+        right = right.view(len(f), self.n_trees, self.depth)
         return (right.int() * self.powers).sum(-1) + self.offsets
 
 
@@ -219,11 +235,9 @@ class ForestPartitionEncoding(LeafPartition):
         self.thresholds.copy_(threshold)
         self._cache.clear()
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        """Leaf index of each tree, shape (..., T), each in [0, n_leaves)."""
-        flat = f.reshape(-1, f.shape[-1])
-        node = torch.zeros(len(flat), self.n_trees, dtype=torch.long, device=f.device)
+    def _leaves(self, f: torch.Tensor) -> torch.Tensor:
+        node = torch.zeros(len(f), self.n_trees, dtype=torch.long, device=f.device)
         for _ in range(self.depth):
-            value = flat.gather(1, self.split_feature[self.trees, node])
+            value = f.gather(1, self.split_feature[self.trees, node])
             node = 2 * node + 1 + (value > self.thresholds[self.trees, node]).long()
-        return (node - (2 ** self.depth - 1) + self.offsets).reshape(*f.shape[:-1], self.n_trees)
+        return node - (2 ** self.depth - 1) + self.offsets
