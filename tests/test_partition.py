@@ -145,3 +145,29 @@ def test_leaves_outside_training_are_computed_in_blocks_with_the_same_result(mon
         assert torch.equal(part(f), leaves) and torch.equal(part.leaf_sum(f, weight), sums)
         assert part(f.reshape(5, 10, 4)).shape == (5, 10, 30)  # leading dims kept
         assert part(f[:0]).shape == (0, 30) and part.leaf_sum(f[:0], weight).shape == (0, 2)
+
+
+@pytest.mark.parametrize("depth", [3, 4, 6])  # 6: past the lookup table, the forest walks its trees
+def test_leaves_found_per_descriptor_equal_a_split_by_split_comparison_ties_included(depth):
+    torch.manual_seed(depth)
+    train = torch.randn(200, 5)
+    random_part = RandomPartitionEncoding(n_features=5, n_trees=40, depth=depth)
+    random_part.fit_thresholds(train)
+    forest_part = ForestPartitionEncoding(n_features=5, n_trees=20, depth=depth)
+    forest_part.fit_forest(train, (train[:, 0] + train[:, 1] > 0).long(), seed=0)
+    # rows of fresh draws, the training rows, and rows sitting exactly on a threshold
+    f = torch.cat([torch.randn(500, 5), train, random_part.thresholds[:, :1].expand(-1, 5),
+                   forest_part.thresholds[:, :1].clamp(max=5.0).expand(-1, 5)])
+    right = f.index_select(-1, random_part.split_feature.reshape(-1)) > random_part.thresholds.reshape(-1)
+    by_split = (right.view(len(f), 40, depth).long() * 2 ** torch.arange(depth)).sum(-1) + random_part.offsets
+    assert torch.equal(random_part(f), by_split)
+    node = torch.zeros(len(f), 20, dtype=torch.long)
+    for _ in range(depth):
+        go_right = f.gather(1, forest_part.split_feature[forest_part.trees, node]) > \
+            forest_part.thresholds[forest_part.trees, node]
+        node = 2 * node + 1 + go_right.long()
+    assert torch.equal(forest_part(f), node - (2 ** depth - 1) + forest_part.offsets)
+    random_part.fit_thresholds(train + 1.0)  # refitted: the per-descriptor tables follow
+    right = f.index_select(-1, random_part.split_feature.reshape(-1)) > random_part.thresholds.reshape(-1)
+    assert torch.equal(random_part(f), (right.view(len(f), 40, depth).long() * 2 ** torch.arange(depth)).sum(-1)
+                       + random_part.offsets)

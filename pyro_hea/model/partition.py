@@ -21,6 +21,16 @@ CACHE_SIZE = 4
 #: Rows per block when leaves are computed outside training (screening millions of alloys): the
 #: (rows x trees x depth) intermediates of one block stay near 40 MB instead of growing with the input.
 BLOCK_ROWS = 2048
+#: Forests up to this depth find their leaves from a table of the 2^(2^d - 1) patterns of node bits.
+MAX_LOOKUP_DEPTH = 4
+
+
+def _heap_leaf(code: int, depth: int) -> int:
+    """The leaf of a complete heap-ordered tree that node bits ``code`` (bit h: node h goes right) lead to."""
+    node = 0
+    for _ in range(depth):
+        node = 2 * node + 1 + ((code >> node) & 1)
+    return node - (2 ** depth - 1)
 #: The threshold of a split that sends every finite descriptor left (finite, so that checkpoints hold it).
 NEVER = torch.finfo(torch.float32).max
 
@@ -66,6 +76,7 @@ class LeafPartition(nn.Module):
         super().__init__()
         self.n_trees, self.depth = n_trees, depth
         self._cache = _Kept()
+        self._tables = _Kept()
 
     @property
     def n_leaves(self) -> int:
@@ -81,6 +92,38 @@ class LeafPartition(nn.Module):
     def _leaves(self, f: torch.Tensor) -> torch.Tensor:
         """Leaf indices (n, T) of the rows of an (n, n_features) block."""
         raise NotImplementedError
+
+    def _split_codes(self, f: torch.Tensor) -> torch.Tensor:
+        """``sum_s 2^s [f[split_feature[t, s]] > thresholds[t, s]]`` per row and tree, (n, T) int16.
+
+        Computed per descriptor, not per split: the splits on descriptor j cut its axis into
+        intervals, ``searchsorted`` finds each row's interval, and a table holds every tree's
+        code contribution from that interval. The same integers as comparing every split.
+        """
+        code = torch.zeros(len(f), self.n_trees, dtype=torch.int16, device=f.device)  # codes < 2^15
+        for j, (edges, table) in self._code_tables(f.dtype).items():
+            code += table.index_select(0, torch.searchsorted(edges, f[:, j].contiguous()))
+        return code
+
+    def _code_tables(self, dtype: torch.dtype) -> dict:
+        """Per split descriptor j: its sorted thresholds, and the (n_j + 1, T) code contributions."""
+        key = (self.thresholds._version, self.split_feature._version, dtype)
+        if self._tables and self._tables[0][0] is self.thresholds and self._tables[0][1] is self.split_feature \
+                and self._tables[0][2] == key:
+            return self._tables[0][3]
+        n_splits = self.split_feature.shape[1]
+        feature, threshold = self.split_feature.reshape(-1), self.thresholds.reshape(-1).to(dtype)
+        tree = torch.arange(self.n_trees, device=feature.device).repeat_interleave(n_splits)
+        bit = (2 ** torch.arange(n_splits, device=feature.device, dtype=torch.int16)).repeat(self.n_trees)
+        tables = {}
+        for j in feature.unique().tolist():
+            on_j = feature == j
+            edges, order = threshold[on_j].sort()
+            steps = torch.zeros(len(edges) + 1, self.n_trees, dtype=torch.int16, device=feature.device)
+            steps[torch.arange(1, len(edges) + 1, device=feature.device), tree[on_j][order]] = bit[on_j][order]
+            tables[j] = (edges.contiguous(), steps.cumsum(0, dtype=torch.int16))
+        self._tables[:] = [(self.thresholds, self.split_feature, key, tables)]
+        return tables
 
     def leaf_sum(self, f: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``sum_t weight[leaf_t(f)]``, shape (..., weight.shape[-1]), for leaf weights (n_leaves, K).
@@ -151,7 +194,6 @@ class RandomPartitionEncoding(LeafPartition):
         self.register_buffer("split_level", 0.05 + 0.9 * torch.rand(n_trees, depth))
         self.register_buffer("thresholds", torch.zeros(n_trees, depth))
         self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)
-        self.register_buffer("powers", (2 ** torch.arange(depth)).int(), persistent=False)
 
     @torch.no_grad()
     def fit_thresholds(self, features: torch.Tensor) -> None:
@@ -167,9 +209,7 @@ class RandomPartitionEncoding(LeafPartition):
         self._cache.clear()
 
     def _leaves(self, f: torch.Tensor) -> torch.Tensor:
-        right = f.index_select(-1, self.split_feature.reshape(-1)) > self.thresholds.reshape(-1)
-        right = right.view(len(f), self.n_trees, self.depth)
-        return (right.int() * self.powers).sum(-1) + self.offsets
+        return self._split_codes(f).long() + self.offsets  # bit l of tree t's leaf: split l of tree t
 
 
 class ForestPartitionEncoding(LeafPartition):
@@ -204,6 +244,9 @@ class ForestPartitionEncoding(LeafPartition):
         self.register_buffer("thresholds", torch.full((n_trees, n_nodes), NEVER))
         self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)
         self.register_buffer("trees", torch.arange(n_trees), persistent=False)
+        if depth <= MAX_LOOKUP_DEPTH:  # the leaf that the bits of the 2^d - 1 node splits lead to
+            self.register_buffer("leaf_of_code", torch.tensor([_heap_leaf(code, depth) for code in range(2 ** n_nodes)]),
+                                 persistent=False)
 
     @torch.no_grad()
     def fit_forest(self, features: torch.Tensor, labels: torch.Tensor, seed: int) -> None:
@@ -236,6 +279,8 @@ class ForestPartitionEncoding(LeafPartition):
         self._cache.clear()
 
     def _leaves(self, f: torch.Tensor) -> torch.Tensor:
+        if self.depth <= MAX_LOOKUP_DEPTH:  # every node's split at once, then the leaf its bits lead to
+            return self.leaf_of_code[self._split_codes(f).long()] + self.offsets
         node = torch.zeros(len(f), self.n_trees, dtype=torch.long, device=f.device)
         for _ in range(self.depth):
             value = f.gather(1, self.split_feature[self.trees, node])
