@@ -1,10 +1,12 @@
-"""Random partitions of descriptor space: the leaves of random oblivious trees, and a linear model on them.
+"""Partitions of descriptor space by fixed trees, and a linear model on their leaves.
 
-q(y | x) of the default model adds ``sum_t w[leaf_t(f)]`` over T = 1,000
-random trees to its logits. The trees never change in training, and a full
-batch passes the same descriptors in every step, so the leaves and the
+q(y | x) of the default model adds ``sum_t w[leaf_t(f)]`` to its logits, over
+1,000 random oblivious trees (:class:`RandomPartitionEncoding`) and over the
+500 trees of a random forest fitted on the labelled alloys
+(:class:`ForestPartitionEncoding`). The trees never change in training, and a
+full batch passes the same descriptors in every step, so the leaves and the
 (leaf x alloy) incidence matrix that carries the gradient to ``w`` are
-computed once per descriptor tensor and kept (:meth:`RandomPartitionEncoding.leaf_sum`).
+computed once per descriptor tensor and kept (:meth:`LeafPartition.leaf_sum`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ CACHE_SIZE = 4
 BLOCK_ROWS = 2048
 #: Forests up to this depth find their leaves from a table of the 2^(2^d - 1) patterns of node bits.
 MAX_LOOKUP_DEPTH = 4
+#: The threshold of a split that sends every finite descriptor left (finite, so that checkpoints hold it).
+NEVER = torch.finfo(torch.float32).max
 
 
 def _heap_leaf(code: int, depth: int) -> int:
@@ -31,8 +35,6 @@ def _heap_leaf(code: int, depth: int) -> int:
     for _ in range(depth):
         node = 2 * node + 1 + ((code >> node) & 1)
     return node - (2 ** depth - 1)
-#: The threshold of a split that sends every finite descriptor left (finite, so that checkpoints hold it).
-NEVER = torch.finfo(torch.float32).max
 
 
 class _Kept(list):
@@ -68,13 +70,15 @@ class LeafPartition(nn.Module):
     """T fixed trees of depth d on the descriptors, as leaf indices, and a linear model on the leaves.
 
     A subclass places the splits (buffers ``split_feature`` and ``thresholds``)
-    and maps descriptors to leaves in :meth:`forward`; this class keeps the
-    leaves of a training tensor between steps (:meth:`leaf_sum`).
+    and maps a block of descriptors to leaves in ``_leaves``; this class
+    computes leaves in blocks (:meth:`forward`) and keeps the leaves of a
+    training tensor between steps (:meth:`leaf_sum`).
     """
 
     def __init__(self, n_trees: int, depth: int):
         super().__init__()
         self.n_trees, self.depth = n_trees, depth
+        self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)  # tree t's first leaf
         self._cache = _Kept()
         self._tables = _Kept()
 
@@ -84,10 +88,8 @@ class LeafPartition(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         """Leaf index of each tree, shape (..., T), each in [0, n_leaves); computed in blocks of rows."""
-        flat = f.reshape(-1, f.shape[-1])
-        leaves = torch.cat([self._leaves(block) for block in flat.split(BLOCK_ROWS)]) if len(flat) else \
-            self._leaves(flat)
-        return leaves.reshape(*f.shape[:-1], self.n_trees)
+        flat = f.reshape(-1, f.shape[-1])  # split() gives one empty block for no rows
+        return torch.cat([self._leaves(block) for block in flat.split(BLOCK_ROWS)]).reshape(*f.shape[:-1], self.n_trees)
 
     def _leaves(self, f: torch.Tensor) -> torch.Tensor:
         """Leaf indices (n, T) of the rows of an (n, n_features) block."""
@@ -141,9 +143,8 @@ class LeafPartition(nn.Module):
         """
         if not (self.training and torch.is_grad_enabled() and f.ndim == 2 and not f.is_inference()):
             flat = f.reshape(-1, f.shape[-1])
-            sums = [nn.functional.embedding(self(block), weight).sum(-2) for block in flat.split(BLOCK_ROWS)]
-            out = torch.cat(sums) if sums else flat.new_zeros(0, weight.shape[-1])
-            return out.reshape(*f.shape[:-1], weight.shape[-1])
+            sums = [nn.functional.embedding(self._leaves(block), weight).sum(-2) for block in flat.split(BLOCK_ROWS)]
+            return torch.cat(sums).reshape(*f.shape[:-1], weight.shape[-1])
         leaves, incidence = self._cached(f)
         return _LeafSum.apply(weight, leaves, incidence)
 
@@ -193,7 +194,6 @@ class RandomPartitionEncoding(LeafPartition):
         self.register_buffer("split_feature", torch.randint(0, n_features, (n_trees, depth)))
         self.register_buffer("split_level", 0.05 + 0.9 * torch.rand(n_trees, depth))
         self.register_buffer("thresholds", torch.zeros(n_trees, depth))
-        self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)
 
     @torch.no_grad()
     def fit_thresholds(self, features: torch.Tensor) -> None:
@@ -222,10 +222,9 @@ class ForestPartitionEncoding(LeafPartition):
     training alloys. Each tree is kept as a complete binary tree in heap
     order: node h splits descriptor ``split_feature[t, h]`` at
     ``thresholds[t, h]`` (right when greater) and its children are 2h + 1 and
-    2h + 2. A leaf of the forest above depth d gets splits at ``NEVER`` (the largest
-    float32) below it,
-    so its alloys all reach one leaf. Before the fit every threshold is ``NEVER``
-    and every alloy is in leaf 0 of each tree.
+    2h + 2. A leaf of the forest above depth d gets splits at ``NEVER`` (the
+    largest float32) below it, so its alloys all reach one leaf. Before the fit
+    every threshold is ``NEVER`` and every alloy is in leaf 0 of each tree.
 
     Examples
     --------
@@ -242,7 +241,6 @@ class ForestPartitionEncoding(LeafPartition):
         n_nodes = 2 ** depth - 1
         self.register_buffer("split_feature", torch.zeros(n_trees, n_nodes, dtype=torch.long))
         self.register_buffer("thresholds", torch.full((n_trees, n_nodes), NEVER))
-        self.register_buffer("offsets", torch.arange(n_trees) * 2 ** depth, persistent=False)
         self.register_buffer("trees", torch.arange(n_trees), persistent=False)
         if depth <= MAX_LOOKUP_DEPTH:  # the leaf that the bits of the 2^d - 1 node splits lead to
             self.register_buffer("leaf_of_code", torch.tensor([_heap_leaf(code, depth) for code in range(2 ** n_nodes)]),
