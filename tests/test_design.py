@@ -283,13 +283,14 @@ def test_latent_sources_and_bad_settings(designer):
 
 # ------------------------------------------------------------ inversion and path
 def test_iterative_inversion_returns_a_trajectory(designer, model):
-    result = designer.invert("Al2CoCrFeNi", target="single-phase", threshold=1.0, max_steps=4)
+    result = designer.invert("Al2CoCrFeNi", target="single-phase", threshold=1.0, max_steps=4, proposals=0)
     t = result.table
     assert t["step"].tolist() == list(range(len(t))) and 2 <= len(t) <= 5
     assert t["formula"].iloc[0] == canonical_formula("Al2CoCrFeNi")
     # the formula rounds the composition to 1e-4 at.%; a tree split of q(y|x) can fall in between
     assert np.allclose(t["p_model"], model.predict_proba(t["formula"].tolist())[:, 1], atol=1e-4)
     assert result.summary["stopped"] in ("step budget", "fixed point (the composition stopped changing)")
+    assert result.summary["proposals"] == 0 and "seed" not in result.summary
     assert (t["valid"] == check_validity(result.compositions)).all() and {"z_1", "z_2"} <= set(t.columns)
     # the start already passes a low threshold: the trajectory is the start alone
     short = designer.invert("Al2CoCrFeNi", threshold=1e-9)
@@ -521,6 +522,60 @@ def test_the_contrast_figure_never_shows_nan(designer):
     good = designer.latent(n=300, seed=0)
     texts = [t.get_text() for ax in plot_contrast(good).axes for t in ax.texts]
     assert not any("nan" in text or "not\nscored" in text for text in texts)
+
+
+SEARCH_STOPS = ("threshold reached", "step budget", "local optimum (no move raises q(target | x))",
+                "no move meets the composition rules inside the training range")
+
+
+@pytest.mark.parametrize("start", ["Al2CoCrFeNi", "CoCrFeNiTi"])
+def test_the_inversion_search_stays_inside_the_rules_and_raises_q(designer, start):
+    result = designer.invert(start, target="single-phase", threshold=0.999, max_steps=6, proposals=32)
+    t = result.table
+    assert result.summary["stopped"] in SEARCH_STOPS and result.summary["proposals"] == 32
+    moved = t.iloc[1:]
+    assert moved["valid"].all() and moved["in_domain"].all()   # every step meets the rules
+    q = t["p_model"].to_numpy()
+    assert np.all(np.diff(q) > 0), q                           # and raises q(target | x)
+    assert check_validity(result.compositions[1:]).all()
+    if result.summary["stopped"] == "step budget":
+        assert len(t) == 7
+    # reproducible from its seed; another seed draws other proposals
+    again = designer.invert(start, target="single-phase", threshold=0.999, max_steps=6, proposals=32)
+    assert again.table["formula"].tolist() == t["formula"].tolist()
+
+
+def test_the_inversion_search_takes_the_nearest_alloy_that_reaches_the_threshold(designer):
+    # with a threshold every valid move reaches, the move is the valid one nearest the start; the
+    # quarter step towards the decode of the posterior mode is always among the moves
+    from pyro_hea.design.inversion import MOVES
+    from pyro_hea.design.space import realize
+
+    start = designer._vector("Al2CoCrFeNi", "the starting")
+    z, scale = designer._encode(start, with_scale=True)
+    quarter = realize(start + MOVES[0] * (designer.decode(z, 1, realistic=False) - start), designer.rules)
+    row = designer.score(quarter, 1, novelty=False).iloc[0]
+    assert row["valid"] and row["in_domain"]
+    picked, why = designer._best_move(start, z, scale, start[0], float("nan"), 1, 1e-12, 16, 1.0,
+                                      np.random.SeedSequence([0, 0]))
+    assert why == "" and picked.shape == start.shape and check_validity(picked).all()
+    assert np.abs(picked - start).sum() <= np.abs(quarter - start).sum() + 1e-9
+    # with the threshold out of reach it takes the move of highest q instead
+    best, _ = designer._best_move(start, z, scale, start[0], float("nan"), 1, 1.0, 16, 1.0,
+                                  np.random.SeedSequence([0, 0]))
+    q = designer.score(np.vstack([picked, best]), 1, novelty=False)["p_model"].to_numpy()
+    assert q[1] >= q[0]
+
+
+def test_the_inversion_refuses_bad_search_options(designer):
+    for bad in ({"proposals": -1}, {"proposals": 1.5}, {"proposals": True}, {"proposals": 10**9}):
+        with pytest.raises(DesignError, match="proposals"):
+            designer.invert("CoCrFeNi", **bad)
+    for bad in ({"spread": -1.0}, {"spread": float("nan")}, {"spread": "1"}):
+        with pytest.raises(DesignError, match="spread"):
+            designer.invert("CoCrFeNi", **bad)
+    with pytest.raises(DesignError, match="seed"):
+        designer.invert("CoCrFeNi", seed=-1)
 
 
 def test_inversion_ends_only_on_a_valid_alloy(designer):

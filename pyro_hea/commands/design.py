@@ -74,7 +74,7 @@ def add_parser(sub) -> None:
                    help="training alloys behind posterior draws: 'target' (default): those that meet the "
                         "composition rules and are of the target class; 'rules': any class; 'all'")
     g.add_argument("--spread", type=float, default=1.0,
-                   help="scale factor on the posterior's standard deviation (default 1)")
+                   help="scale factor on the posterior's standard deviation (default 1; latent and invert)")
     g.add_argument("--family", help="restrict the training alloys behind the draws to one alloy family")
     g.add_argument("--contrast", help="class to decode the same z with, for comparison (default: the other class)")
     g.add_argument("--no-compare", action="store_true", help="skip decoding with the contrast class")
@@ -86,6 +86,9 @@ def add_parser(sub) -> None:
     g.add_argument("--end", help="end alloy (interpolate)")
     g.add_argument("--threshold", type=float, default=0.9, help="p_model at which inversion stops")
     g.add_argument("--max-steps", type=int, default=20, help="step budget of the inversion")
+    g.add_argument("--proposals", type=int, default=64,
+                   help="latent draws per step of the inversion's search inside the composition rules "
+                        "(default 64; 0: the plain iteration, which can leave the rules)")
     g.add_argument("--steps", type=int, default=11, help="points along the interpolation path")
     g.add_argument("--refine-steps", type=int, default=50,
                    help="L-BFGS iterations from the encoder's mean to the posterior mode of z (0: the mean)")
@@ -214,7 +217,8 @@ def run_design(args) -> int:
         )
     elif args.mode == "invert":
         result = designer.invert(args.start, target=target, threshold=args.threshold, max_steps=args.max_steps,
-                                 refine_steps=args.refine_steps)
+                                 refine_steps=args.refine_steps, proposals=args.proposals, spread=args.spread,
+                                 seed=args.seed)
     else:
         result = designer.interpolate(args.start, args.end, target=target, steps=args.steps,
                                       refine_steps=args.refine_steps)

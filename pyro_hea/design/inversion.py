@@ -14,9 +14,10 @@ import torch
 
 from pyro_hea.data.composition import CompositionError, as_composition, canonical_formula
 from pyro_hea.design.result import DesignError, DesignResult, one_thread
+from pyro_hea.design.space import realize
 from pyro_hea.model.tensors import AlloyTensors
 
-__all__ = ["REFINE_STEPS", "InversionMixin"]
+__all__ = ["MOVES", "PROPOSALS", "REFINE_STEPS", "InversionMixin"]
 
 #: L-BFGS iterations that refine an encoding to the posterior mode (as
 #: :meth:`~pyro_hea.model.vae.PhaseVAE.reconstruct` does).
@@ -24,6 +25,16 @@ REFINE_STEPS = 50
 
 #: The most steps of an inversion or points of an interpolation path.
 MAX_STEPS = 1000
+
+#: Latent draws per step of the inversion's search (0: the plain iteration), and the most allowed.
+PROPOSALS = 64
+MAX_PROPOSALS = 100_000
+
+#: The least rise of q(target | x) a move of the search must bring (below it, float noise).
+MIN_GAIN = 1e-6
+
+#: The search's moves from the current alloy x towards each decode d: x + t (d - x).
+MOVES = (0.25, 0.5, 0.75, 1.0)
 
 
 class InversionMixin:
@@ -41,13 +52,14 @@ class InversionMixin:
             )
         return np.array([[100.0 * comp.get(el, 0.0) for el in self.vocabulary]])
 
-    def _encode(self, x: np.ndarray, refine_steps: int = REFINE_STEPS) -> torch.Tensor:
+    def _encode(self, x: np.ndarray, refine_steps: int = REFINE_STEPS, with_scale: bool = False):
         """z of compositions, each at its predicted class: the posterior mode (see below).
 
         The amortized encoder's mean is refined by ``refine_steps`` L-BFGS
         iterations to the mode of p(z | x, y)
         (:meth:`~pyro_hea.model.vae.PhaseVAE.posterior_mode`), as the model's
         own reconstruction does; ``refine_steps=0`` keeps the encoder's mean.
+        ``with_scale`` also returns the encoder's scale of q(z | x, y).
         """
         if isinstance(refine_steps, bool) or not isinstance(refine_steps, (int, np.integer)) or refine_steps < 0:
             raise DesignError(f"refine_steps must be a non-negative whole number, got {refine_steps!r}")
@@ -55,23 +67,38 @@ class InversionMixin:
         vae = self.model.vae
         vae.eval()
         y = vae.predict_proba(tensors).argmax(-1)
+        loc, scale = vae.encode(tensors, y)
         if refine_steps and hasattr(vae, "posterior_mode"):
-            return vae.posterior_mode(tensors, y, steps=int(refine_steps)).detach()
-        loc, _ = vae.encode(tensors, y)
-        return loc
+            loc = vae.posterior_mode(tensors, y, steps=int(refine_steps)).detach()
+        return (loc, scale) if with_scale else loc
 
     @one_thread
     def invert(self, alloy, target=1, threshold: float = 0.9, max_steps: int = 20,
-               refine_steps: int = REFINE_STEPS) -> DesignResult:
-        """Iterative inversion: encode, decode with the target class, re-score; repeat.
+               refine_steps: int = REFINE_STEPS, proposals: int = PROPOSALS, spread: float = 1.0,
+               seed: int = 0) -> DesignResult:
+        """Iterative inversion: a search for an alloy of the target class, inside the composition rules.
 
-        Step 0 is the starting alloy. At each step the current alloy is
+        Step 0 is the starting alloy. At each step the current alloy x is
         encoded at its predicted class (the posterior mode of z, refined from
-        the encoder's mean by ``refine_steps`` L-BFGS iterations), decoded with
-        y = target, realized and scored. It stops when a valid alloy (under
-        the composition rules: by default at least 4 principal elements) has
-        ``p_model`` at or above ``threshold``, when the composition stops
-        changing (a fixed point of the map), or after ``max_steps`` steps.
+        the encoder's mean by ``refine_steps`` L-BFGS iterations). Then:
+
+        - with ``proposals`` > 0 (default 64), the *search*: the mode and
+          ``proposals`` draws z + ``spread`` s eps (s the encoder's scale) are
+          decoded with y = target, and each decode d gives the moves
+          x + t (d - x), t in :data:`MOVES`, realized. Of the moves that are
+          valid under the composition rules (by default at least 4 principal
+          elements) and inside the training descriptor range, the nearest
+          to the start with ``p_model`` >= ``threshold`` is taken; if none
+          reaches it, the one with the highest ``p_model``, if that is higher
+          than the current alloy's (by :data:`MIN_GAIN`). So the trajectory never leaves the rules
+          and q(target | x) rises at every step;
+        - with ``proposals=0``, the plain iteration: the mode is decoded with
+          y = target and realized, valid or not (it can drift out of the rules).
+
+        It stops when a valid alloy has ``p_model`` at or above
+        ``threshold``, when no move improves (search), when the composition
+        stops changing (plain iteration), or after ``max_steps`` steps. Only
+        the model's classifier steers; the judge is not consulted.
 
         Returns
         -------
@@ -92,29 +119,70 @@ class InversionMixin:
         if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
                 or not (0 <= max_steps <= MAX_STEPS):
             raise DesignError(f"max_steps must be a whole number in [0, {MAX_STEPS}], got {max_steps!r}")
+        if isinstance(proposals, bool) or not isinstance(proposals, (int, np.integer)) \
+                or not (0 <= proposals <= MAX_PROPOSALS):
+            raise DesignError(f"proposals must be a whole number in [0, {MAX_PROPOSALS}], got {proposals!r}")
+        if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not np.isfinite(spread) \
+                or spread < 0:
+            raise DesignError(f"spread must be a finite non-negative scale factor, got {spread!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (0 <= seed < 2**63):
+            raise DesignError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
         x = self._vector(alloy, "the starting")
+        start = x[0]
         path, zs, stopped = [x[0]], [], "step budget"
         for step in range(max_steps + 1):
             row = self.score(x, target, novelty=False).iloc[0]
             p = row["p_model"] if row["valid"] else float("nan")  # only a valid alloy can end the search
-            z = self._encode(x, refine_steps)
+            z, scale = self._encode(x, refine_steps, with_scale=True)
             zs.append(z.numpy()[0])
             if p >= threshold:
                 stopped = "threshold reached"
                 break
             if step == max_steps:
                 break
-            x_next = self.decode(z, target)
-            if not np.all(np.isfinite(x_next)):
-                stopped = "the decode has no allowed element"
-                break
-            if np.allclose(x_next, x):
-                stopped = "fixed point (the composition stopped changing)"
-                break
+            if proposals:
+                x_next, why = self._best_move(x, z, scale, start, p, target, threshold, proposals, spread,
+                                              np.random.SeedSequence([int(seed), step]))
+                if x_next is None:
+                    stopped = why
+                    break
+            else:
+                x_next = self.decode(z, target)
+                if not np.all(np.isfinite(x_next)):
+                    stopped = "the decode has no allowed element"
+                    break
+                if np.allclose(x_next, x):
+                    stopped = "fixed point (the composition stopped changing)"
+                    break
             x = x_next
             path.append(x[0])
-        return self._trajectory("invert", np.array(path), np.array(zs), target, started,
-                                {"stopped": stopped, "threshold": threshold})
+        extra = {"stopped": stopped, "threshold": threshold, "proposals": int(proposals)}
+        if proposals:
+            extra.update(spread=float(spread), seed=int(seed))
+        return self._trajectory("invert", np.array(path), np.array(zs), target, started, extra)
+
+    def _best_move(self, x, z, scale, start, p, target, threshold, proposals, spread, seeds):
+        """The search's next alloy (1, elements), or None and why the search stops."""
+        generator = torch.Generator().manual_seed(int(seeds.generate_state(1, np.uint64)[0] % 2**63))
+        noise = torch.randn((proposals, z.shape[1]), generator=generator)
+        decodes = self.decode(torch.cat([z, z + spread * scale * noise]), target, realistic=False)
+        decodes = decodes[np.all(np.isfinite(decodes), axis=1)]
+        if not len(decodes):
+            return None, "the decode has no allowed element"
+        moves = realize(np.concatenate([x + t * (decodes - x) for t in MOVES]), self.rules)
+        table = self.score(moves, target, novelty=False)
+        ok = (table["valid"] & table["scored"] & table["in_domain"]).to_numpy()
+        if not ok.any():
+            return None, "no move meets the composition rules inside the training range"
+        q = np.where(ok, table["p_model"].to_numpy(), -np.inf)
+        reached = np.flatnonzero(q >= threshold)
+        if len(reached):
+            distance = np.abs(moves[reached] - start).sum(axis=1)
+            return moves[reached[np.argmin(distance)]][None, :], ""
+        best = int(np.argmax(q))
+        if not (np.isnan(p) or q[best] > p + MIN_GAIN):
+            return None, "local optimum (no move raises q(target | x))"
+        return moves[best][None, :], ""
 
     def _trajectory(self, mode: str, x: np.ndarray, z: np.ndarray, target: int, started: float,
                     extra: dict, t: np.ndarray | None = None) -> DesignResult:
