@@ -1,0 +1,50 @@
+"""benchmarks/design_contrast.py: the fixed-z comparison taken apart, on the selection judge."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "design_contrast.py"
+
+
+@pytest.fixture(scope="module")
+def contrast():
+    spec = importlib.util.spec_from_file_location("design_contrast", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_diagnostics_restore_the_class_positions_and_match_the_design(contrast):
+    from pyro_hea import PhaseModel, load_dataset, paper_split
+    from pyro_hea.design.designer import Designer
+
+    df = load_dataset("pei2020")
+    split = paper_split(df, seed=0)
+    model = PhaseModel.fit(df, split, steps=30, latent_dim=2, seed=0, progress=False)
+    judge = contrast.selection_judge(df, split, 2)
+    assert judge.n_train == int(((split != "test") & df["single_phase"].notna()).sum())  # never test
+    designer = Designer(model, df, split, judge=judge)
+    before = {k: v.clone() for k, v in model.vae.state_dict().items()}
+    rows = contrast.diagnose(designer, n=300)
+    after = model.vae.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [r["variant"] for r in rows] == ["trained", "scale=0.5", "scale=0.75", "scale=1.25",
+                                            "hea positions", "pool rules"]
+    # the trained row is the design's own fixed-z comparison
+    c = designer.latent(n=300, target="single-phase", seed=0).summary["contrast"]
+    assert rows[0]["judge_prefers_pct"] == pytest.approx(100 * c["judge_prefers_target"])
+    assert rows[0]["contrast_valid_pct"] == pytest.approx(100 * c["contrast_valid"])
+    # moving only mu_0 leaves every y = 1 decode, so acceptance, as it is
+    assert len({round(r["accepted_pct"], 9) for r in rows[:5]}) == 1
+    for r in rows:
+        for key in contrast.COLUMNS:
+            assert np.isnan(r[key]) or 0 <= r[key] <= 100 or key == "apart_pct"
+    text = contrast.markdown(pd.DataFrame(rows), "python benchmarks/design_contrast.py")
+    assert "| trained |" in text and "nan" not in text
