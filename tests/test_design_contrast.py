@@ -36,11 +36,16 @@ def test_the_diagnostics_restore_the_class_positions_and_match_the_design(contra
     after = model.vae.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [r["variant"] for r in rows] == ["trained", "scale=0.5", "scale=0.75", "scale=1.25",
-                                            "hea positions", "pool rules"]
+                                            "hea positions", "pool rules", "family draws, trained positions",
+                                            "family positions"]
     # the trained row is the design's own fixed-z comparison
     c = designer.latent(n=300, target="single-phase", seed=0).summary["contrast"]
     assert rows[0]["judge_prefers_pct"] == pytest.approx(100 * c["judge_prefers_target"])
     assert rows[0]["contrast_valid_pct"] == pytest.approx(100 * c["contrast_valid"])
+    assert rows[0]["model_prefers_pct"] == pytest.approx(100 * c["model_prefers_target"])
+    summary = designer.latent(n=300, target="single-phase", seed=0).summary
+    assert rows[0]["accepted_pct"] == pytest.approx(100 * summary["accept_rate"])
+    assert rows[0]["judged_pct"] == pytest.approx(100 * summary["judged_target"], nan_ok=True)
     # moving only mu_0 leaves every y = 1 decode, so acceptance, as it is
     assert len({round(r["accepted_pct"], 9) for r in rows[:5]}) == 1
     for r in rows:
