@@ -538,6 +538,9 @@ def test_the_inversion_search_stays_inside_the_rules_and_raises_q(designer, star
     q = t["p_model"].to_numpy()
     assert np.all(np.diff(q) > 0), q                           # and raises q(target | x)
     assert check_validity(result.compositions[1:]).all()
+    end = result.summary["end"]
+    assert end["formula"] == t["formula"].iloc[-1] and end["p_model"] == pytest.approx(q[-1])
+    assert f"end: {end['formula']}" in format_summary(result.summary)
     if result.summary["stopped"] == "step budget":
         assert len(t) == 7
     # reproducible from its seed; another seed draws other proposals

@@ -105,7 +105,9 @@ class InversionMixin:
         DesignResult
             ``table`` is the trajectory: ``step``, the columns of
             :meth:`score` and ``z_1`` .. ``z_d`` (the encoding of the step's
-            alloy). ``summary["stopped"]`` says why it ended.
+            alloy). ``summary["stopped"]`` says why it ended and
+            ``summary["end"]`` gives the last alloy's formula, validity,
+            ``p_model`` and ``p_judge``.
 
         Examples
         --------
@@ -159,7 +161,11 @@ class InversionMixin:
         extra = {"stopped": stopped, "threshold": threshold, "proposals": int(proposals)}
         if proposals:
             extra.update(spread=float(spread), seed=int(seed))
-        return self._trajectory("invert", np.array(path), np.array(zs), target, started, extra)
+        result = self._trajectory("invert", np.array(path), np.array(zs), target, started, extra)
+        last = result.table.iloc[-1]
+        result.summary["end"] = {"formula": last["formula"], "valid": bool(last["valid"]),
+                                 "p_model": float(last["p_model"]), "p_judge": float(last["p_judge"])}
+        return result
 
     def _best_move(self, x, z, scale, start, p, target, threshold, proposals, spread, seeds):
         """The search's next alloy (1, elements), or None and why the search stops."""

@@ -154,6 +154,10 @@ def format_summary(summary: dict) -> str:
                          f"y={summary['target']} at {_percent(c['judge_prefers_target_valid'])}")
     if "stopped" in summary:
         lines.append(f"stopped: {summary['stopped']} after {summary['steps']} step(s)")
+    if "end" in summary:
+        e = summary["end"]
+        lines.append(f"end: {e['formula']} ({'valid' if e['valid'] else 'not valid'}), "
+                     f"p_model {e['p_model']:.3f}, p_judge {e['p_judge']:.3f}")
     lines.append(f"{summary['seconds']:.2f} s, "
                  f"{summary['candidates_per_second']:,.0f} candidates per second (generated)")
     return "\n".join(lines)
