@@ -19,7 +19,8 @@ contrast decode:
 - ``family positions``: one position per class *and alloy family*, mu_y
   set to the class means over the family's training alloys; each family of
   the pool gets its share of the draws (``family draws, trained positions``
-  is the same draws at the trained positions, for comparison).
+  is the same draws at the trained positions, for comparison, and
+  ``FAMILY draws, trained positions`` each family's part of them alone).
 
 These are diagnostics of the default, not candidates for it: none is
 selected, and none changes the package. Rows go to
@@ -143,6 +144,10 @@ def diagnose(designer, n: int, seed: int = 0) -> list[dict]:
         parts["family positions"].append(run(own, n_draws=n_f, family=FAMILIES[f]))
     for name, results in parts.items():
         rows.append({"variant": name, "seed": seed, **contrast_row(designer, results)})
+    for f, result in zip([f for f in np.unique(pool_family) if round(n * float(np.mean(pool_family == f)))],
+                         parts["family draws, trained positions"]):
+        rows.append({"variant": f"{FAMILIES[f]} draws, trained positions", "seed": seed,
+                     **contrast_row(designer, result)})
     return rows
 
 

@@ -35,9 +35,10 @@ def test_the_diagnostics_restore_the_class_positions_and_match_the_design(contra
     rows = contrast.diagnose(designer, n=300)
     after = model.vae.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert [r["variant"] for r in rows] == ["trained", "scale=0.5", "scale=0.75", "scale=1.25",
-                                            "hea positions", "pool rules", "family draws, trained positions",
-                                            "family positions"]
+    assert [r["variant"] for r in rows][:8] == ["trained", "scale=0.5", "scale=0.75", "scale=1.25",
+                                                "hea positions", "pool rules", "family draws, trained positions",
+                                                "family positions"]
+    assert all(r["variant"].endswith(" draws, trained positions") for r in rows[8:]) and len(rows) > 8
     # the trained row is the design's own fixed-z comparison
     c = designer.latent(n=300, target="single-phase", seed=0).summary["contrast"]
     assert rows[0]["judge_prefers_pct"] == pytest.approx(100 * c["judge_prefers_target"])
