@@ -570,6 +570,16 @@ def test_the_inversion_search_takes_the_nearest_alloy_that_reaches_the_threshold
     assert q[1] >= q[0]
 
 
+def test_the_inversion_search_drops_a_starting_element_outside_the_palette(designer):
+    # Si is in the model's vocabulary but not in the default palette: no step after the start has it
+    assert "Si" in designer.vocabulary and "Si" not in designer.rules.palette
+    result = designer.invert("CoCrFeNiSi", target="single-phase", threshold=0.999, max_steps=3, proposals=16)
+    si = result.compositions[:, designer.vocabulary.index("Si")]
+    assert si[0] == pytest.approx(20.0) and np.all(si[1:] == 0.0)
+    allowed = designer.rules.allowed(designer.vocabulary)
+    assert not np.any((result.compositions[1:] > 0) & ~allowed)
+
+
 def test_the_inversion_refuses_bad_search_options(designer):
     for bad in ({"proposals": -1}, {"proposals": 1.5}, {"proposals": True}, {"proposals": 10**9}):
         with pytest.raises(DesignError, match="proposals"):

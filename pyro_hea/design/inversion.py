@@ -87,7 +87,8 @@ class InversionMixin:
           decoded with y = target, and each decode d gives the moves
           x + t (d - x), t in :data:`MOVES`, realized. Of the moves that are
           valid under the composition rules (by default at least 4 principal
-          elements) and inside the training descriptor range, the nearest
+          elements, only allowed elements: the palette, less ``exclude`` and
+          the radioactive ones) and inside the training descriptor range, the nearest
           to the start with ``p_model`` >= ``threshold`` is taken; if none
           reaches it, the one with the highest ``p_model``, if that is higher
           than the current alloy's (by :data:`MIN_GAIN`). So the trajectory never leaves the rules
@@ -177,7 +178,8 @@ class InversionMixin:
             return None, "the decode has no allowed element"
         moves = realize(np.concatenate([x + t * (decodes - x) for t in MOVES]), self.rules)
         table = self.score(moves, target, novelty=False)
-        ok = (table["valid"] & table["scored"] & table["in_domain"]).to_numpy()
+        allowed = ~np.any((moves > 0) & ~self._allowed, axis=1)  # a start's off-palette element must go
+        ok = (table["valid"] & table["scored"] & table["in_domain"]).to_numpy() & allowed
         if not ok.any():
             return None, "no move meets the composition rules inside the training range"
         q = np.where(ok, table["p_model"].to_numpy(), -np.inf)
