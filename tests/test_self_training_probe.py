@@ -1,0 +1,48 @@
+"""benchmarks/self_training_probe.py: pseudo-labels place the forest; validation only."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "self_training_probe.py"
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("self_training_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pseudo_labels_keep_the_real_labels_and_label_only_confident_unlabelled_alloys(probe):
+    from pyro_hea import PhaseModel, load_dataset, paper_split
+
+    df = load_dataset("pei2020")
+    split = paper_split(df, seed=0, label_fraction=0.1)
+    model = PhaseModel.fit(df, split, steps=10, latent_dim=2, seed=0, progress=False)
+    labels, pseudo = probe.pseudo_labels(model, df, split, tau=0.9)
+    train = split.isin(["labelled", "unlabelled"]).to_numpy()
+    part = split[train].to_numpy()
+    real = df.loc[train, "single_phase"].to_numpy()
+    assert np.array_equal(labels[part == "labelled"], real[part == "labelled"].astype(int))
+    assert not pseudo[part == "labelled"].any()
+    q = model.predict_proba(df[train]).max(axis=1)
+    assert np.array_equal(pseudo, (part == "unlabelled") & (q >= 0.9))
+    assert np.all(labels[(part == "unlabelled") & ~pseudo] == -1)
+
+
+def test_the_probe_scores_validation_only_and_reports_paired_differences(probe, tmp_path):
+    table = probe.main(["--fractions", "0.1", "--seeds", "0", "--steps", "5", "--out-dir", str(tmp_path)])
+    assert table["variant"].tolist() == ["default", "self-trained forest, tau=0.9"]
+    assert table["auc"].between(0, 1).all()
+    text = (tmp_path / "self_training_probe.md").read_text()
+    assert "Paired AUC difference" in text and "test was not read" in text
+    with pytest.raises(SystemExit, match="tau"):
+        probe.main(["--tau", "0.2", "--out-dir", str(tmp_path)])
+    assert pd.read_csv(tmp_path / "self_training_probe.csv").shape[0] == 2
