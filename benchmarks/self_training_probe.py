@@ -128,8 +128,11 @@ def main(argv=None) -> pd.DataFrame:
     if not 0.5 <= args.tau < 1:
         raise SystemExit(f"self_training_probe.py: --tau must be in [0.5, 1), got {args.tau}")
     jobs = [(f, s) for f in args.fractions for s in args.seeds]
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        parts = list(pool.map(run_split, *zip(*jobs), [args.tau] * len(jobs), [args.steps] * len(jobs)))
+    if args.jobs <= 1:  # in this process
+        parts = [run_split(f, s, args.tau, args.steps) for f, s in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            parts = list(pool.map(run_split, *zip(*jobs), [args.tau] * len(jobs), [args.steps] * len(jobs)))
     table = pd.DataFrame([row for part in parts for row in part])
     args.out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out_dir / "self_training_probe.csv", index=False, float_format="%.6g")
