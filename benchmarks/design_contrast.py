@@ -3,7 +3,8 @@
 For each split seed the default is fitted as ``pyro-hea train --seed SEED`` does,
 and ``--mode latent --n N`` design (design seed 0) is judged by the selection
 judge of ``benchmarks/design_selection.py`` (training and validation rows only;
-test is never read). The fixed-z comparison is split by whether the y =
+no test label is read; as in every design, a decode that repeats a known
+composition, test ones included, is "known alloy"). The fixed-z comparison is split by whether the y =
 multi-phase decode still meets the composition rules, and it is repeated with
 the class positions changed after training, which leaves every y =
 single-phase decode (and so every candidate) as it is and moves only the

@@ -17,7 +17,9 @@ reports, per split seed and as the median over them:
   two decodes, and how far apart they are (at.%);
 - at a fixed z, the share where the model itself prefers the y = 1 decode (%).
 
-The test split is never read. Each run adds its variant's rows to
+No test label is read (as in every design, the novelty check knows every composition of the
+dataset, test ones included, so a decode that repeats one is "known alloy"). Each run adds its
+variant's rows to
 ``docs/results/design_selection.{csv,md}``.
 
 ``--judge all`` uses the package's own judge instead (every labelled alloy, test
@@ -118,7 +120,7 @@ def markdown(table: pd.DataFrame, command: str, judge: str = "selection") -> str
                 f"`{command}`", "",
                 "Each variant is fitted on split seeds as `pyro-hea train --seed SEED` does, then designs with",
                 "`--mode latent` (design seed 0). The judge is trained on the training and validation rows",
-                "only; test was not read. Medians over split seeds. Every row here counts towards pyro-hea's",
+                "only; no test label was read. Medians over split seeds. Every row here counts towards pyro-hea's",
                 "selection budget.", ""]
     else:
         head = ["# Design of pyro-hea variants over trained models, with the package's judge (evaluation)", "",

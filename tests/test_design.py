@@ -533,6 +533,7 @@ def test_the_inversion_search_stays_inside_the_rules_and_raises_q(designer, star
     result = designer.invert(start, target="single-phase", threshold=0.999, max_steps=6, proposals=32)
     t = result.table
     assert result.summary["stopped"] in SEARCH_STOPS and result.summary["proposals"] == 32
+    assert len(t) > 1  # (the start is multi-phase to this model: at least one move)
     moved = t.iloc[1:]
     assert moved["valid"].all() and moved["in_domain"].all()   # every step meets the rules
     q = t["p_model"].to_numpy()
@@ -543,7 +544,7 @@ def test_the_inversion_search_stays_inside_the_rules_and_raises_q(designer, star
     assert f"end: {end['formula']}" in format_summary(result.summary)
     if result.summary["stopped"] == "step budget":
         assert len(t) == 7
-    # reproducible from its seed; another seed draws other proposals
+    # reproducible from its seed
     again = designer.invert(start, target="single-phase", threshold=0.999, max_steps=6, proposals=32)
     assert again.table["formula"].tolist() == t["formula"].tolist()
 
@@ -575,9 +576,31 @@ def test_the_inversion_search_drops_a_starting_element_outside_the_palette(desig
     assert "Si" in designer.vocabulary and "Si" not in designer.rules.palette
     result = designer.invert("CoCrFeNiSi", target="single-phase", threshold=0.999, max_steps=3, proposals=16)
     si = result.compositions[:, designer.vocabulary.index("Si")]
-    assert si[0] == pytest.approx(20.0) and np.all(si[1:] == 0.0)
+    assert len(si) > 1 and si[0] == pytest.approx(20.0) and np.all(si[1:] == 0.0)
     allowed = designer.rules.allowed(designer.vocabulary)
     assert not np.any((result.compositions[1:] > 0) & ~allowed)
+
+
+@pytest.mark.parametrize("proposals", [0, 16])
+def test_a_start_that_breaks_the_palette_never_ends_the_inversion(model, data, proposals):
+    # with Co excluded, CoCrFeMnNi passes any threshold's probability test but breaks the rules:
+    # the search must move off it (or stop without ending on it), and the summary must say so
+    from pyro_hea.design.space import CompositionRules
+
+    df, split = data
+    strict = Designer(model, df, split, rules=CompositionRules(exclude=("Co",)))
+    result = strict.invert("CoCrFeMnNi", threshold=1e-9, max_steps=3, proposals=proposals)
+    assert result.summary["stopped"] != "threshold reached" or len(result.table) > 1
+    if result.summary["stopped"] == "threshold reached":
+        assert result.compositions[-1, strict.vocabulary.index("Co")] == 0 and result.summary["end"]["valid"]
+    if len(result.table) == 1:
+        assert not result.summary["end"]["valid"]
+
+
+def test_the_inversion_accepts_numpy_numbers(designer):
+    result = designer.invert("Al2CoCrFeNi", max_steps=1, proposals=np.int64(8), spread=np.float32(0.5),
+                             seed=np.int64(3))
+    assert result.summary["spread"] == 0.5 and result.summary["proposals"] == 8
 
 
 def test_the_inversion_refuses_bad_search_options(designer):

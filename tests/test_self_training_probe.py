@@ -37,6 +37,28 @@ def test_pseudo_labels_keep_the_real_labels_and_label_only_confident_unlabelled_
     assert np.all(labels[(part == "unlabelled") & ~pseudo] == -1)
 
 
+def test_with_the_real_labels_the_refit_is_the_plain_fit_bit_for_bit(probe):
+    # the control: only the forest's labels may differ between the two fits of the probe
+    import torch
+
+    from pyro_hea import PhaseModel, load_dataset, paper_split
+
+    df = load_dataset("pei2020")
+    split = paper_split(df, seed=1, label_fraction=0.1)
+    plain = PhaseModel.fit(df, split, steps=10, latent_dim=2, seed=1, progress=False)
+    labels, pseudo = probe.pseudo_labels(plain, df, split, tau=0.999999)
+    labels[pseudo] = -1  # real labels only
+    again = probe.fit_with_forest_labels(df, split, labels, steps=10, latent_dim=2, seed=1)
+    a, b = plain.vae.state_dict(), again.vae.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    fewer = labels.copy()
+    fewer[np.flatnonzero(labels >= 0)[::2]] = -1  # half the labels (flipping them all would not do:
+    other = probe.fit_with_forest_labels(df, split, fewer, steps=10, latent_dim=2, seed=1)  # Gini is symmetric)
+    forest = other.vae.classifier.forest
+    assert not (torch.equal(forest.thresholds, a["classifier.forest.thresholds"])
+                and torch.equal(forest.split_feature, a["classifier.forest.split_feature"]))
+
+
 def test_the_probe_scores_validation_only_and_reports_paired_differences(probe, tmp_path):
     table = probe.main(["--fractions", "0.1", "--seeds", "0", "--steps", "5", "--out-dir", str(tmp_path)])
     assert table["variant"].tolist() == ["default", "self-trained forest, tau=0.9"]

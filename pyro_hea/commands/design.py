@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="CSV file to write, one row per candidate or step")
     p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.add_argument("--target", default="1", help="target class, by name (e.g. single-phase) or index (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (latent; the proposals of invert)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     g = p.add_argument_group("screen and palette")
     g.add_argument("--input", help="CSV file with a formula column to screen (else a generated space)")

@@ -96,10 +96,13 @@ class InversionMixin:
         - with ``proposals=0``, the plain iteration: the mode is decoded with
           y = target and realized, valid or not (it can drift out of the rules).
 
-        It stops when a valid alloy has ``p_model`` at or above
-        ``threshold``, when no move improves (search), when the composition
-        stops changing (plain iteration), or after ``max_steps`` steps. Only
-        the model's classifier steers; the judge is not consulted.
+        It stops when an alloy that meets the rules (allowed elements only,
+        inside the training range) has ``p_model`` at or above ``threshold``,
+        when no move improves (search), when the composition stops changing
+        (plain iteration), or after ``max_steps`` steps. A start that breaks
+        the rules never ends the search: any move that meets them is taken
+        over it. Only the model's classifier steers; the judge is not
+        consulted.
 
         Returns
         -------
@@ -107,8 +110,9 @@ class InversionMixin:
             ``table`` is the trajectory: ``step``, the columns of
             :meth:`score` and ``z_1`` .. ``z_d`` (the encoding of the step's
             alloy). ``summary["stopped"]`` says why it ended and
-            ``summary["end"]`` gives the last alloy's formula, validity,
-            ``p_model`` and ``p_judge``.
+            ``summary["end"]`` gives the last alloy's formula, whether it
+            meets the rules (``valid``: the element counts, allowed elements
+            only, inside the training range), ``p_model`` and ``p_judge``.
 
         Examples
         --------
@@ -125,8 +129,8 @@ class InversionMixin:
         if isinstance(proposals, bool) or not isinstance(proposals, (int, np.integer)) \
                 or not (0 <= proposals <= MAX_PROPOSALS):
             raise DesignError(f"proposals must be a whole number in [0, {MAX_PROPOSALS}], got {proposals!r}")
-        if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not np.isfinite(spread) \
-                or spread < 0:
+        if isinstance(spread, bool) or not isinstance(spread, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(spread) or spread < 0:
             raise DesignError(f"spread must be a finite non-negative scale factor, got {spread!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (0 <= seed < 2**63):
             raise DesignError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
@@ -135,7 +139,9 @@ class InversionMixin:
         path, zs, stopped = [x[0]], [], "step budget"
         for step in range(max_steps + 1):
             row = self.score(x, target, novelty=False).iloc[0]
-            p = row["p_model"] if row["valid"] else float("nan")  # only a valid alloy can end the search
+            # only an alloy that meets the rules (palette included) inside the training range can end
+            # the search; any move that does improves on one that does not
+            p = row["p_model"] if self._meets_rules(x, row) else float("nan")
             z, scale = self._encode(x, refine_steps, with_scale=True)
             zs.append(z.numpy()[0])
             if p >= threshold:
@@ -164,9 +170,14 @@ class InversionMixin:
             extra.update(spread=float(spread), seed=int(seed))
         result = self._trajectory("invert", np.array(path), np.array(zs), target, started, extra)
         last = result.table.iloc[-1]
-        result.summary["end"] = {"formula": last["formula"], "valid": bool(last["valid"]),
+        result.summary["end"] = {"formula": last["formula"], "valid": self._meets_rules(np.array(path[-1:]), last),
                                  "p_model": float(last["p_model"]), "p_judge": float(last["p_judge"])}
         return result
+
+    def _meets_rules(self, x: np.ndarray, row) -> bool:
+        """Whether one alloy (1, elements), scored as ``row``, is valid, of allowed elements only, and in domain."""
+        return bool(row["valid"] and row["scored"] and row["in_domain"]
+                    and not np.any((x[0] > 0) & ~self._allowed))
 
     def _best_move(self, x, z, scale, start, p, target, threshold, proposals, spread, seeds):
         """The search's next alloy (1, elements), or None and why the search stops."""

@@ -156,7 +156,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"stopped: {summary['stopped']} after {summary['steps']} step(s)")
     if "end" in summary:
         e = summary["end"]
-        lines.append(f"end: {e['formula']} ({'valid' if e['valid'] else 'not valid'}), "
+        lines.append(f"end: {e['formula']} ({'meets the rules' if e['valid'] else 'does not meet the rules'}), "
                      f"p_model {e['p_model']:.3f}, p_judge {e['p_judge']:.3f}")
     lines.append(f"{summary['seconds']:.2f} s, "
                  f"{summary['candidates_per_second']:,.0f} candidates per second (generated)")
