@@ -127,6 +127,7 @@ def test_latent_mode_keeps_to_the_palette(run_dir, tmp_path, capsys):
     (["--mode", "invert", "--start", "CoCrFeNi", "--max-steps", "-1"], ["max_steps"]),
     (["--mode", "invert", "--start", "CoCrFeNi", "--refine-steps", "-1"], ["refine_steps"]),
     (["--mode", "invert", "--start", "CoCrFeNi", "--proposals", "-1"], ["proposals"]),
+    (["--mode", "invert", "--start", "CoCrFeNi", "--max-percent", "3"], ["max_percent"]),
     (["--mode", "invert", "--start", "CoCrFeNi", "--spread", "nan"], ["spread"]),
     (["--mode", "invert", "--start", "CoCrFeNi", "--threshold", "nan"], ["threshold"]),
     (["--mode", "invert", "--start", "Fe1e308Ni1e308"], ["overflows"]),

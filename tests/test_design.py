@@ -78,6 +78,8 @@ def test_realize_keeps_the_largest_element_and_rejects_bad_input():
 @pytest.mark.parametrize("kwargs, message", [
     ({"resolution": 0.3}, "resolution"), ({"min_percent": 100}, "min_percent"),
     ({"min_elements": 5, "max_elements": 3}, "min_elements"),
+    ({"max_percent": 5.0}, "max_percent"), ({"max_percent": 101.0}, "max_percent"),
+    ({"max_percent": float("nan")}, "max_percent"), ({"max_percent": 10.0, "max_elements": 8}, "max_elements"),
 ])
 def test_composition_rules_reject_bad_settings(kwargs, message):
     with pytest.raises(PyroHeaError, match=message):
@@ -95,6 +97,23 @@ def test_validity_rules():
         [np.nan, 50, 50, 0],       # not finite
     ])
     assert check_validity(x, rules).tolist() == [True, False, False, False, False, False]
+    # an upper share: 35 at.% at most (the default, 100, bounds nothing)
+    capped = CompositionRules(max_percent=35.0)
+    shares = np.array([[35.0, 25, 20, 20], [35.5, 24.5, 20, 20], [59.0, 21, 15, 5]])
+    assert check_validity(shares, capped).tolist() == [True, False, False]
+    assert check_validity(shares).tolist() == [True, True, True]
+
+
+def test_the_designer_names_an_element_above_the_upper_share(model, data):
+    df, split = data
+    capped = Designer(model, df, split, rules=CompositionRules(max_percent=35.0))
+    x = np.zeros((1, len(capped.vocabulary)))
+    for el, amount in {"Co": 15, "Cr": 21, "Fe": 5, "Ni": 59}.items():
+        x[0, capped.vocabulary.index(el)] = amount
+    row = capped.score(x).iloc[0]
+    assert not row["valid"] and "Ni at 59 at.%, above max_percent 35" in row["flag"]
+    result = capped.invert("Al2CoCrFeNi", max_steps=4, proposals=16)
+    assert (result.compositions[1:].max(axis=1) <= 35.0 + 1e-9).all()
 
 
 def test_equimolar_and_grid_spaces():

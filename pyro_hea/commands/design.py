@@ -97,6 +97,9 @@ def add_parser(sub) -> None:
     g.add_argument("--min-percent", type=float, default=r.min_percent,
                    help="smallest at.%% of a principal element: decoded elements below it are dropped, and "
                         "they do not count towards --min-elements (default 5)")
+    g.add_argument("--max-percent", type=float, default=r.max_percent,
+                   help="largest at.%% of any one element in a valid candidate (default 100: no bound; 35 is the "
+                        "usual HEA share)")
     g.add_argument("--resolution", type=float, default=r.resolution, help="at.%% grid decoded alloys are rounded to")
     g.add_argument("--min-elements", type=int, default=r.min_elements,
                    help=f"fewest principal elements of a valid candidate (default {r.min_elements}: high-entropy)")
@@ -187,7 +190,7 @@ def run_design(args) -> int:
 
     palette = _elements(args.palette)
     decode_palette = None if [el.lower() for el in palette] == ["all"] else tuple(palette)
-    rules = CompositionRules(min_percent=args.min_percent, resolution=args.resolution,
+    rules = CompositionRules(min_percent=args.min_percent, max_percent=args.max_percent, resolution=args.resolution,
                              min_elements=args.min_elements, max_elements=args.max_elements,
                              palette=decode_palette, exclude=tuple(_elements(args.exclude)),
                              allow_radioactive=args.allow_radioactive)

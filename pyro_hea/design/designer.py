@@ -293,6 +293,9 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         if abs(row.sum() - 100.0) > 1e-4:
             return f"invalid: amounts sum to {row.sum():.4g} at.%, not 100"
         count = int(principal_elements(row[None, :], self.rules)[0])
+        if self.rules.min_elements <= count <= self.rules.max_elements and row.max() > self.rules.max_percent:
+            return (f"invalid: {self.vocabulary[int(row.argmax())]} at {row.max():.4g} at.%, above "
+                    f"max_percent {self.rules.max_percent:g}")
         return (f"invalid: {count} principal element(s) (>= {self.rules.min_percent:g} at.%), outside the "
                 f"bounds [{self.rules.min_elements}, {self.rules.max_elements}]")
 

@@ -85,6 +85,10 @@ class CompositionRules:
     resolution : float
         At.% grid that :func:`realize` rounds to; 100 / resolution must be an
         integer (1 at.% by default: what an alloy is usually specified to).
+    max_percent : float
+        The largest amount of any one element in a valid candidate, in at.%
+        (100 by default: no bound; 35 is the usual upper share of an HEA's
+        principal element, after Yeh et al. 2004).
     min_elements, max_elements : int
         Bounds on the number of principal elements of a valid candidate
         (4 to 8 by default). :func:`realize` keeps at most ``max_elements``
@@ -111,6 +115,7 @@ class CompositionRules:
     """
 
     min_percent: float = 5.0
+    max_percent: float = 100.0
     resolution: float = 1.0
     min_elements: int = 4
     max_elements: int = 8
@@ -131,11 +136,14 @@ class CompositionRules:
             unknown = [el for el in elements if el not in PERIODIC_TABLE]
             if unknown:
                 raise DesignSpaceError(f"{name} has unknown element symbol(s) {unknown}")
-        for name in ("min_percent", "resolution"):
+        for name in ("min_percent", "max_percent", "resolution"):
             if not isinstance(getattr(self, name), (int, float)) or not math.isfinite(getattr(self, name)):
                 raise DesignSpaceError(f"{name} must be a finite number of at.%, got {getattr(self, name)!r}")
         if not (0.0 <= self.min_percent < 100.0):
             raise DesignSpaceError(f"min_percent must be in [0, 100), got {self.min_percent}")
+        if not (self.min_percent < self.max_percent <= 100.0):
+            raise DesignSpaceError(f"max_percent must be above min_percent ({self.min_percent:g}) and at most 100, "
+                                   f"got {self.max_percent}")
         if not (self.resolution > 0 and abs(100.0 / self.resolution - round(100.0 / self.resolution)) < 1e-9):
             raise DesignSpaceError(
                 f"resolution must be a positive at.% step that divides 100 (e.g. 1, 0.5, 0.1), got {self.resolution}"
@@ -145,6 +153,11 @@ class CompositionRules:
                 f"need 1 <= min_elements <= max_elements, got {self.min_elements} and {self.max_elements}"
             )
         self.min_elements, self.max_elements = int(self.min_elements), int(self.max_elements)
+        if self.max_elements * self.max_percent < 100.0 - 1e-9:
+            raise DesignSpaceError(
+                f"no alloy of at most {self.max_elements} elements has every element at {self.max_percent:g} at.% "
+                "or less: raise max_elements or max_percent"
+            )
         if self.min_elements * self.min_percent > 100.0 + 1e-9:
             raise DesignSpaceError(
                 f"no alloy has {self.min_elements} elements of at least {self.min_percent:g} at.% each: "
@@ -256,8 +269,9 @@ def check_validity(x_percent: np.ndarray, rules: CompositionRules | None = None,
     100 at.% (fractions sum to 1) within ``tol``, and its number of
     principal elements (:func:`principal_elements`: at least
     ``rules.min_percent`` at.%) is within ``[rules.min_elements,
-    rules.max_elements]``. The same rule applies to a pure element and to
-    Fe100000000Ni1: both have one principal element.
+    rules.max_elements]``, and no element exceeds ``rules.max_percent``.
+    The same rule applies to a pure element and to Fe100000000Ni1: both
+    have one principal element.
 
     Examples
     --------
@@ -274,7 +288,9 @@ def check_validity(x_percent: np.ndarray, rules: CompositionRules | None = None,
     with np.errstate(over="ignore", invalid="ignore"):
         sums = np.abs(x.sum(axis=1) - 100.0) <= tol * 100.0
     count = principal_elements(x, rules)
-    return finite & nonneg & sums & (count >= rules.min_elements) & (count <= rules.max_elements)
+    with np.errstate(over="ignore", invalid="ignore"):
+        share = x.max(axis=1, initial=0.0) <= rules.max_percent * (1 + tol)
+    return finite & nonneg & sums & (count >= rules.min_elements) & (count <= rules.max_elements) & share
 
 
 def _check_palette(palette: Sequence[str], k: int) -> tuple[str, ...]:
