@@ -291,7 +291,7 @@ def test_the_design_selection_benchmark_keeps_variants(tmp_path, ds):
     assert list(table["variant"]) == ["default", "class_position_lr_factor=1"]
     assert table["judge_prefers_pct"].between(0, 100).all() and table["accepted_pct"].between(0, 100).all()
     md = (tmp_path / "design_selection.md").read_text()
-    assert "| class_position_lr_factor=1 |" in md and "test was not read" in md
+    assert "| class_position_lr_factor=1 |" in md and "no test label was read" in md
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         ds.main(common + ["--set", "class_position_lr_factor"])
     # the package's judge (test labels included) writes its own record, never the selection one
