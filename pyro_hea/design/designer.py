@@ -287,6 +287,10 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         table.attrs["p_judge_all"] = p_judge
         return table
 
+    def _only_allowed(self, x: np.ndarray) -> np.ndarray:
+        """Per row of ``x`` (at.% over the vocabulary): whether it holds allowed elements only (``rules.allowed``)."""
+        return ~np.any((x > 0) & ~self._allowed, axis=1)
+
     def _invalid_reason(self, row: np.ndarray) -> str:
         if not np.all(np.isfinite(row)) or np.any(row < 0):
             return "invalid: negative or non-finite amounts"

@@ -138,10 +138,10 @@ class InversionMixin:
         start = x[0]
         path, zs, stopped = [x[0]], [], "step budget"
         for step in range(max_steps + 1):
-            row = self.score(x, target, novelty=False).iloc[0]
+            scored = self.score(x, target, novelty=False)
             # only an alloy that meets the rules (palette included) inside the training range can end
             # the search; any move that does improves on one that does not
-            p = row["p_model"] if self._meets_rules(x, row) else float("nan")
+            p = scored["p_model"].iloc[0] if self._meets_rules(x, scored)[0] else float("nan")
             z, scale = self._encode(x, refine_steps, with_scale=True)
             zs.append(z.numpy()[0])
             if p >= threshold:
@@ -170,14 +170,14 @@ class InversionMixin:
             extra.update(spread=float(spread), seed=int(seed))
         result = self._trajectory("invert", np.array(path), np.array(zs), target, started, extra)
         last = result.table.iloc[-1]
-        result.summary["end"] = {"formula": last["formula"], "valid": self._meets_rules(np.array(path[-1:]), last),
+        result.summary["end"] = {"formula": last["formula"],
+                                 "valid": bool(self._meets_rules(x, result.table.iloc[-1:])[0]),
                                  "p_model": float(last["p_model"]), "p_judge": float(last["p_judge"])}
         return result
 
-    def _meets_rules(self, x: np.ndarray, row) -> bool:
-        """Whether one alloy (1, elements), scored as ``row``, is valid, of allowed elements only, and in domain."""
-        return bool(row["valid"] and row["scored"] and row["in_domain"]
-                    and not np.any((x[0] > 0) & ~self._allowed))
+    def _meets_rules(self, x: np.ndarray, table) -> np.ndarray:
+        """Per row of ``x``, scored as ``table``: valid, scored, inside the training range, allowed elements only."""
+        return (table["valid"] & table["scored"] & table["in_domain"]).to_numpy(bool) & self._only_allowed(x)
 
     def _best_move(self, x, z, scale, start, p, target, threshold, proposals, spread, seeds):
         """The search's next alloy (1, elements), or None and why the search stops."""
@@ -189,8 +189,7 @@ class InversionMixin:
             return None, "the decode has no allowed element"
         moves = realize(np.concatenate([x + t * (decodes - x) for t in MOVES]), self.rules)
         table = self.score(moves, target, novelty=False)
-        allowed = ~np.any((moves > 0) & ~self._allowed, axis=1)  # a start's off-palette element must go
-        ok = (table["valid"] & table["scored"] & table["in_domain"]).to_numpy() & allowed
+        ok = self._meets_rules(moves, table)  # a start's off-palette element must go
         if not ok.any():
             return None, "no move meets the composition rules inside the training range"
         q = np.where(ok, table["p_model"].to_numpy(), -np.inf)

@@ -114,7 +114,7 @@ class LatentMixin:
             keep &= classes == target
             parts.append(self.class_names[target])
         if pool in ("target", "rules"):
-            keep &= check_validity(x, self.rules) & ~np.any((x > 0) & ~self._allowed, axis=1)
+            keep &= check_validity(x, self.rules) & self._only_allowed(x)
             parts.append("meeting the composition rules")
         if family is not None:
             if family not in FAMILIES:
