@@ -175,17 +175,9 @@ def test_paired_differences_pair_by_seed_and_pick_the_best_baseline(de):
     assert gb["at_least_as_good"] == "2 of 3"
 
 
-def _benchmark(name: str):
-    """The script ``benchmarks/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def vs():
-    return _benchmark("validation_selection")
+def vs(load_benchmark):
+    return load_benchmark("validation_selection")
 
 
 def test_the_validation_selection_benchmark_reads_no_test_row_and_keeps_variants(tmp_path, pei, vs):
@@ -268,8 +260,8 @@ def test_platt_scaling_stays_finite_on_a_separated_validation_set(de):
 
 
 @pytest.fixture(scope="module")
-def ds():
-    return _benchmark("design_selection")
+def ds(load_benchmark):
+    return load_benchmark("design_selection")
 
 
 def test_the_design_selection_judge_never_sees_a_test_label(pei, ds):

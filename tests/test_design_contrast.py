@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "design_contrast.py"
-
 
 @pytest.fixture(scope="module")
-def contrast():
-    spec = importlib.util.spec_from_file_location("design_contrast", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def contrast(load_benchmark):
+    return load_benchmark("design_contrast")
 
 
 def test_the_diagnostics_restore_the_class_positions_and_match_the_design(contrast):

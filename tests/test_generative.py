@@ -173,16 +173,10 @@ def test_the_variants_save_and_load(pei, tmp_path):
     np.testing.assert_array_equal(back.predict_proba(sub.head(5)), model.predict_proba(sub.head(5)))
 
 
-def test_the_generative_posterior_benchmark_runs_tiny_and_keeps_other_variants(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
+def test_the_generative_posterior_benchmark_runs_tiny_and_keeps_other_variants(tmp_path, load_benchmark):
     import pandas as pd
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "generative_posterior.py"
-    spec = importlib.util.spec_from_file_location("generative_posterior", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("generative_posterior")
     common = ["--fractions", "0.05", "--seeds", "0", "--steps", "4", "--out-dir", str(tmp_path),
               "--cache-dir", str(tmp_path / "cache")]
     bench.main(common)
