@@ -122,9 +122,9 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         self.novelty = NoveltyIndex(x_all, self.df["formula"].tolist())
         train_descriptors = self.df.loc[train, list(DESCRIPTOR_NAMES)].to_numpy(float)
         self.domain = DescriptorDomain(train_descriptors, domain_margin)
-        self.judge = judge or Judge.fit(self.df, model.n_classes, seed=judge_seed)
-        if self.judge.n_classes != model.n_classes:
-            raise DesignError(f"the judge has {self.judge.n_classes} classes but the model {model.n_classes}")
+        if judge is not None and judge.n_classes != model.n_classes:
+            raise DesignError(f"the judge has {judge.n_classes} classes but the model {model.n_classes}")
+        self._judge, self._judge_seed = judge, judge_seed
         self._allowed = self.rules.allowed(self.vocabulary)
         if self._allowed.sum() < self.rules.min_elements:
             raise DesignError(
@@ -134,6 +134,13 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
             )
         _, pairs = element_table(self.vocabulary)
         self._missing_pairs = np.isnan(pairs).astype(float)
+
+    @property
+    def judge(self) -> Judge:
+        """The independent judge; fitted on every labelled alloy of ``df`` when first needed, if none was given."""
+        if self._judge is None:
+            self._judge = Judge.fit(self.df, self.model.n_classes, seed=self._judge_seed)
+        return self._judge
 
     @classmethod
     def from_run(cls, run, **kwargs) -> Designer:
@@ -183,7 +190,7 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
     # --------------------------------------------------------------- scoring
     @one_thread
     def score(self, x_percent: np.ndarray, target=1, scorable: np.ndarray | None = None,
-              names: Sequence[str] | None = None, novelty: bool = True) -> pd.DataFrame:
+              names: Sequence[str] | None = None, novelty: bool = True, judged: bool = True) -> pd.DataFrame:
         """Check and score compositions over the model's vocabulary.
 
         Parameters
@@ -198,6 +205,8 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
             Formulas to use instead of computing them.
         novelty : bool
             Look up the nearest known alloy (else ``novelty_distance`` is NaN).
+        judged : bool
+            Ask the judge (else ``p_judge`` is NaN).
 
         Returns
         -------
@@ -254,7 +263,8 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
                     f"{len(rows)} alloys, e.g. {formulas(xs[broken][:1], self.vocabulary)[0]}: its weights "
                     "are corrupt; retrain it"
                 )
-            p_judge[rows] = self.judge.predict_proba(raw)
+            if judged:
+                p_judge[rows] = self.judge.predict_proba(raw)
             if novelty:
                 distance[rows], nearest[rows] = self.novelty.query(xs)
             in_domain[rows], reasons = self.domain.check(raw)

@@ -96,6 +96,12 @@ class ModelConfig:
     classifier_feedback : float
         gamma in [0, 1], the share of the unlabelled ELBO's gradient that reaches q(y|x) (its value
         is unchanged); 0 cuts the generative model's feedback on the classifier (Plummer 2015).
+    contrast_position : bool
+        After training, move the multi-phase class's position mu_0 so that at a fixed z the model's
+        own q(y | x) prefers the y = single-phase decode to the y = multi-phase one, and the latter
+        still meets the default composition rules (:func:`pyro_hea.design.contrast.fit_contrast_position`).
+        It changes no prediction: only the multi-phase decodes. Two classes and the linear decoder
+        with learned positions only; otherwise it is skipped.
     """
 
     n_classes: int = 2
@@ -121,6 +127,7 @@ class ModelConfig:
     shared_noise: bool = False
     class_scale: bool = False
     classifier_feedback: float = 1.0
+    contrast_position: bool = True
 
     def __post_init__(self):
         if self.n_classes < 2:
@@ -168,4 +175,4 @@ class ModelConfig:
 
 #: Fields added after checkpoints were first written, with the value that an older checkpoint's
 #: model had (it predates the field): a checkpoint without ``classifier_forest_trees`` had no forest.
-FIELDS_ADDED = {"classifier_forest_trees": 0}
+FIELDS_ADDED = {"classifier_forest_trees": 0, "contrast_position": False}
