@@ -1,4 +1,4 @@
-"""The contrast class's position, fitted after training so that the decoder's y means what q(y | x) means.
+r"""The contrast class's position, fitted after training so that the decoder's y means what q(y | x) means.
 
 With the linear decoder an alloy of class t sits at z = m(x) - mu_t, and the
 same z decoded with the contrast class c (multi-phase) gives
@@ -13,8 +13,8 @@ agreement
 
 .. math::
 
-    A(\\delta) = \\frac{1}{n} \\sum_i \\mathbb 1\\big[\\, q(t \\mid d_t(z_i)) > q(t \\mid d_c(z_i, \\delta))
-    \\text{ and } d_c(z_i, \\delta) \\text{ meets the rules} \\big]
+    A(\delta) = \frac{1}{n} \sum_i \mathbb 1\big[\, q(t \mid d_t(z_i)) > q(t \mid d_c(z_i, \delta))
+    \text{ and } d_c(z_i, \delta) \text{ meets the rules} \big]
 
 over posterior draws z_i of the training alloys of class t that meet the
 composition rules (the latent design's own draws, with another seed), where
@@ -23,9 +23,10 @@ strategy with a 1/5th-success-style step size starts at the trained delta and
 keeps a proposal only if it raises A, so A never falls. Only the model's
 classifier q(y | x) and the training alloys are read: the judge and every
 held-out label stay out of it. q(y | x) itself is unchanged, and so are every
-prediction, every reconstruction (the encoder subtracts mu_y exactly) and every
-y = t decode; only the contrast decodes, the inversion's moves and log p(z) of
-class c move.
+prediction, every y = t decode and the amortized reconstruction (the encoder
+subtracts mu_y exactly); the contrast decodes, the inversion's moves and
+log p(z) of class c move, and with them, a little, the refined reconstruction
+of alloys predicted multi-phase (the prior's pull on z).
 """
 
 from __future__ import annotations
