@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pyro_hea import PhaseModel
-from pyro_hea.design.contrast import fit_contrast_position
+from pyro_hea.design.contrast import ensure_contrast_position, fit_contrast_position, needs_contrast_position
 from pyro_hea.design.designer import Designer
 from pyro_hea.errors import PyroHeaError
 
@@ -20,8 +20,11 @@ SETTINGS = dict(steps=40, seed=0, progress=False)
 def pair(data):
     """The same fit with and without the contrast position (everything else equal)."""
     df, split = data
-    return (PhaseModel.fit(df, split, contrast_position=True, **SETTINGS),
-            PhaseModel.fit(df, split, contrast_position=False, **SETTINGS))
+    fitted = PhaseModel.fit(df, split, contrast_position=True, **SETTINGS)
+    assert needs_contrast_position(fitted)  # training leaves it to the first design
+    assert ensure_contrast_position(fitted, df, split) is not None
+    assert not needs_contrast_position(fitted) and ensure_contrast_position(fitted, df, split) is None
+    return fitted, PhaseModel.fit(df, split, contrast_position=False, **SETTINGS)
 
 
 def test_it_changes_no_prediction_and_no_single_phase_decode(pair, data):
@@ -72,6 +75,7 @@ def test_it_is_reproducible_and_saved(pair, data, tmp_path):
     df, split = data
     fitted, _ = pair
     again = PhaseModel.fit(df, split, contrast_position=True, **SETTINGS)
+    Designer(again, df, split)  # a designer fits it when it is built
     assert torch.equal(again.vae.decoder.class_shift.weight, fitted.vae.decoder.class_shift.weight)
     fitted.save(tmp_path / "m.safetensors")
     loaded = PhaseModel.load(tmp_path / "m.safetensors")
@@ -129,3 +133,29 @@ def test_a_checkpoint_from_before_the_option_loads_without_it(pair, tmp_path):
     data["meta_json"] = json.dumps(meta)
     save_checkpoint(path, data)
     assert PhaseModel.load(path).vae.config.contrast_position is False
+
+
+def test_the_fit_never_reads_the_labels_of_unlabelled_rows(pei):
+    """Half the training rows unlabelled: flipping their hidden labels leaves the fitted position bit-identical."""
+    from pyro_hea.data.splits import paper_split
+
+    split = paper_split(pei, seed=0, label_fraction=0.5)
+    hidden = (split == "unlabelled").to_numpy() & pei["single_phase"].notna().to_numpy()
+    flipped = pei.copy()
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    weights = []
+    for frame in (pei, flipped):
+        model = PhaseModel.fit(frame, split, **SETTINGS)
+        designer = Designer(model, frame, split)
+        assert "agreement_after" in model.metadata["contrast_position"]
+        weights.append(model.vae.decoder.class_shift.weight.detach().clone())
+        _, y = designer.training_latents()
+        assert (y[~designer.train_labelled] == -1).all()
+    assert torch.equal(*weights)
+
+
+def test_train_saves_the_fitted_position(run_dir):
+    from pyro_hea.infer.run import load_run
+
+    run = load_run(run_dir)
+    assert "contrast_position" in run.model.metadata

@@ -149,6 +149,7 @@ def run_train(args) -> int:
     from pyro_hea import __version__
     from pyro_hea.data.datasets import load_dataset
     from pyro_hea.data.splits import paper_split
+    from pyro_hea.design.contrast import ensure_contrast_position
     from pyro_hea.diagnostics.plots import plot_training_curve
     from pyro_hea.infer.phase_model import PhaseModel
     from pyro_hea.infer.run import MODEL_FILE, staged_run_dir
@@ -178,6 +179,7 @@ def run_train(args) -> int:
             prior_z=make_prior("z", args.prior_z), prior_y=make_prior("y", args.prior_y),
             progress=not args.quiet, candidates=pool,
         )
+        ensure_contrast_position(model, df, split)  # the design's contrast class, saved with the model
         seconds = time.perf_counter() - started
         model.metadata["dataset"] = dataset
         model.save(out / MODEL_FILE)

@@ -4,7 +4,9 @@ from pyro_hea._lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     'ContrastFit': 'pyro_hea.design.contrast',
+    'ensure_contrast_position': 'pyro_hea.design.contrast',
     'fit_contrast_position': 'pyro_hea.design.contrast',
+    'needs_contrast_position': 'pyro_hea.design.contrast',
     'DesignError': 'pyro_hea.design.designer',
     'DesignResult': 'pyro_hea.design.designer',
     'Designer': 'pyro_hea.design.designer',

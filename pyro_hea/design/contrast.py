@@ -31,6 +31,7 @@ of alloys predicted multi-phase (the prior's pull on z).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ import torch
 
 from pyro_hea.errors import PyroHeaError
 
-__all__ = ["ContrastFit", "fit_contrast_position"]
+__all__ = ["ContrastFit", "ensure_contrast_position", "fit_contrast_position", "needs_contrast_position"]
 
 #: Added to the seed of the draws, so that they are not the draws of a latent design with the same seed.
 _DRAW_SEED = 7919
@@ -149,3 +150,69 @@ def fit_contrast_position(designer, target=1, draws: int = 1000, rounds: int = 1
         weight.copy_(trained)
         weight[:, c] = trained[:, t] + best
     return ContrastFit(t, c, before, best_value, float(start.norm()), float(best.norm()), evaluations)
+
+
+def needs_contrast_position(model) -> bool:
+    """Whether the model asks for a contrast position (``ModelConfig.contrast_position``) and has none yet.
+
+    Two classes, the linear decoder with learned class positions and no
+    ``class_scale``; a model that records a fit (or why there is none) in
+    ``metadata["contrast_position"]`` needs none.
+
+    Examples
+    --------
+    >>> needs_contrast_position(model)  # needs a trained model  # doctest: +SKIP
+    False
+    """
+    c = model.vae.config
+    return bool(c.contrast_position and c.n_classes == 2 and c.decoder == "linear" and c.class_position
+                and not c.class_scale and "contrast_position" not in model.metadata)
+
+
+def ensure_contrast_position(model, df, split=None) -> ContrastFit | None:
+    """Fit the contrast position once, on the training alloys of ``split``, if the model needs one.
+
+    The fit uses the default composition rules whatever a designer's own
+    rules are, so that the model does not depend on who designs with it,
+    and the model's training seed. It is recorded in
+    ``model.metadata["contrast_position"]``, which a checkpoint keeps; where
+    no training alloy allows a fit, the reason is recorded instead and the
+    trained positions stay, with a warning.
+
+    Parameters
+    ----------
+    model : PhaseModel
+        Trained; its multi-phase position is set in place.
+    df : pandas.DataFrame
+        The dataset it was trained on.
+    split : pandas.Series, optional
+        Its split; labels are read only where it says ``labelled`` (all rows when None).
+
+    Returns
+    -------
+    ContrastFit or None
+        None where the model needs no fit (:func:`needs_contrast_position`) or none was possible.
+
+    Examples
+    --------
+    >>> fit = ensure_contrast_position(model, df, split)  # needs a trained model  # doctest: +SKIP
+    >>> ensure_contrast_position(model, df, split) is None  # the second call has nothing to do  # doctest: +SKIP
+    True
+    """
+    from pyro_hea.design.designer import Designer, DesignError
+
+    if not needs_contrast_position(model):
+        return None
+    mode = model.vae.training
+    model.vae.eval()
+    try:
+        designer = Designer(model, df, split, contrast_position=False)  # default rules; its judge is never asked
+        fit = fit_contrast_position(designer, "single-phase", seed=model.trainer.config.seed)
+    except DesignError as err:  # e.g. no single-phase training alloy meets the rules
+        model.metadata["contrast_position"] = {"skipped": str(err)}
+        warnings.warn(f"the multi-phase class position keeps its trained value: {err}", stacklevel=2)
+        return None
+    finally:
+        model.vae.train(mode)
+    model.metadata["contrast_position"] = fit.to_dict()
+    return fit

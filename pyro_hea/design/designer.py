@@ -84,7 +84,9 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         judge, all its alloys are the novelty reference.
     split : Series, optional
         The run's split; its ``labelled`` and ``unlabelled`` rows are the
-        training alloys (descriptor domain, latent sources). All rows if None.
+        training alloys (descriptor domain, latent sources). A training
+        alloy's label is read only where the split says ``labelled``; an
+        unlabelled one counts as its predicted class. All rows, labelled, if None.
     rules : CompositionRules, optional
         Realism and validity rules of candidates.
     novelty_threshold : float
@@ -93,6 +95,9 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         Widening of the training descriptor range (fraction of its width).
     judge : Judge, optional
         A fitted judge; one is fit on ``df`` if not given.
+    contrast_position : bool
+        Fit the model's multi-phase class position first, where its config
+        asks for one and it has none (:func:`~pyro_hea.design.contrast.ensure_contrast_position`).
 
     Examples
     --------
@@ -105,7 +110,8 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
 
     def __init__(self, model: PhaseModel, df: pd.DataFrame, split: pd.Series | None = None,
                  rules: CompositionRules | None = None, novelty_threshold: float = NOVELTY_THRESHOLD,
-                 domain_margin: float = 0.05, judge: Judge | None = None, judge_seed: int = 0):
+                 domain_margin: float = 0.05, judge: Judge | None = None, judge_seed: int = 0,
+                 contrast_position: bool = True):
         if not (0.0 <= novelty_threshold < 100.0):
             raise DesignError(f"novelty_threshold must be in [0, 100) at.%, got {novelty_threshold}")
         self.model = model
@@ -119,6 +125,9 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
         if not train.any():
             raise DesignError("the split has no training rows ('labelled' or 'unlabelled')")
         self.train_rows = np.flatnonzero(train)
+        #: Per training row: is its label for the model to read (the split says ``labelled``)?
+        self.train_labelled = np.ones(len(self.train_rows), dtype=bool) if split is None else \
+            (pd.Series(split).reset_index(drop=True).to_numpy()[self.train_rows] == "labelled")
         self.novelty = NoveltyIndex(x_all, self.df["formula"].tolist())
         train_descriptors = self.df.loc[train, list(DESCRIPTOR_NAMES)].to_numpy(float)
         self.domain = DescriptorDomain(train_descriptors, domain_margin)
@@ -134,6 +143,10 @@ class Designer(ScreeningMixin, LatentMixin, InversionMixin):
             )
         _, pairs = element_table(self.vocabulary)
         self._missing_pairs = np.isnan(pairs).astype(float)
+        if contrast_position:
+            from pyro_hea.design.contrast import ensure_contrast_position
+
+            ensure_contrast_position(model, self.df, split)
 
     @property
     def judge(self) -> Judge:

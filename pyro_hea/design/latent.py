@@ -79,9 +79,16 @@ class LatentMixin:
     """Latent-space design (a mixin of :class:`~pyro_hea.design.designer.Designer`)."""
 
     # ------------------------------------------------------------------ pool
+    def _training_tensors(self) -> AlloyTensors:
+        """The training alloys, with the labels of the rows the split calls unlabelled hidden (-1)."""
+        tensors = self.model.tensors(self.df.iloc[self.train_rows])
+        hide = torch.as_tensor(~self.train_labelled)
+        tensors.y = torch.where(hide, torch.full_like(tensors.y, -1), tensors.y)
+        return tensors
+
     def _training_classes(self) -> tuple[AlloyTensors, np.ndarray]:
         """The training alloys (labels hidden) and each one's class: its label, else the predicted class."""
-        tensors = self.model.tensors(self.df.iloc[self.train_rows])
+        tensors = self._training_tensors()
         labels = tensors.y.numpy().copy()
         self.model.vae.eval()
         predicted = self.model.vae.predict_proba(tensors).argmax(-1).numpy()
@@ -204,7 +211,7 @@ class LatentMixin:
         --------
         >>> z, y = designer.training_latents()  # needs a Designer on a trained model  # doctest: +SKIP
         """
-        tensors = self.model.tensors(self.df.iloc[self.train_rows])
+        tensors = self._training_tensors()
         self.model.vae.eval()
         loc, _ = self.model.vae.encode(tensors)
         return loc.numpy(), tensors.y.numpy()

@@ -199,30 +199,7 @@ class PhaseModel:
             self.vae.eval()
             self.vae.estimate_class_positions(train)
             self.vae.train(mode)
-        if self.vae.config.contrast_position:
-            self._fit_contrast_position(df, split)
         return self
-
-    def _fit_contrast_position(self, df: pd.DataFrame, split: pd.Series) -> None:
-        """After training: the multi-phase position mu_0 that makes the decoder's y agree with q(y | x)."""
-        import warnings
-
-        from pyro_hea.design.contrast import fit_contrast_position
-        from pyro_hea.design.designer import Designer, DesignError
-
-        c = self.vae.config
-        if c.n_classes != 2 or c.decoder != "linear" or not c.class_position or c.class_scale:
-            return
-        mode = self.vae.training
-        self.vae.eval()
-        try:
-            designer = Designer(self, df, split)  # its judge is never asked
-            fit = fit_contrast_position(designer, "single-phase", seed=self.trainer.config.seed)
-            self.metadata["contrast_position"] = fit.to_dict()
-        except DesignError as err:  # e.g. no single-phase training alloy meets the rules
-            warnings.warn(f"the multi-phase class position keeps its trained value: {err}", stacklevel=3)
-        finally:
-            self.vae.train(mode)
 
     # ------------------------------------------------------------ prediction
     def tensors(self, alloys) -> AlloyTensors:

@@ -97,11 +97,14 @@ class ModelConfig:
         gamma in [0, 1], the share of the unlabelled ELBO's gradient that reaches q(y|x) (its value
         is unchanged); 0 cuts the generative model's feedback on the classifier (Plummer 2015).
     contrast_position : bool
-        After training, move the multi-phase class's position mu_0 so that at a fixed z the model's
-        own q(y | x) prefers the y = single-phase decode to the y = multi-phase one, and the latter
-        still meets the default composition rules (:func:`pyro_hea.design.contrast.fit_contrast_position`).
-        It changes no prediction: only the multi-phase decodes. Two classes and the linear decoder
-        with learned positions only; otherwise it is skipped.
+        Before the first design, move the multi-phase class's position mu_0 so that at a fixed z the
+        model's own q(y | x) prefers the y = single-phase decode to the y = multi-phase one, and the
+        latter still meets the default composition rules
+        (:func:`pyro_hea.design.contrast.ensure_contrast_position`; ``pyro-hea train`` does it
+        before it saves the model, a :class:`~pyro_hea.design.designer.Designer` when it is built).
+        It reads the training alloys' labels only where the split says ``labelled``, and changes no
+        prediction: only the multi-phase decodes. Two classes and the linear decoder with learned
+        positions only; otherwise it is skipped.
     """
 
     n_classes: int = 2
