@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,25 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most 4 (each holds torch and its own trained test models)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# The slowest files, started first: with ``-n`` and ``--dist loadfile`` a file runs whole on one
+# worker, so a long file handed out last would leave the other workers idle at the end.
+SLOWEST_FIRST = ("test_tutorials.py", "test_data_efficiency.py", "test_cli_errors.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slowest files first (a stable sort, so the order is the same on every worker)."""
+    def rank(item):
+        name = item.path.name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)
 
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -23,7 +23,7 @@ def test_readme_opens_with_two_commands():
     install, _, run = install_and_run.partition(" && ")
     assert install.startswith("pip install torch==2.13.0 ") and '-e ".[' in install
     assert run.startswith("pyro-hea train ")
-    assert test == "python -m pytest"
+    assert test == "python -m pytest -n auto"
 
 
 def test_ci_runs_the_readme_commands():
