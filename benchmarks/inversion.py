@@ -13,6 +13,7 @@ Usage::
 
     python benchmarks/inversion.py
     python benchmarks/inversion.py --limit 5 --steps 20   # tiny
+    python benchmarks/inversion.py --no-contrast-position   # the trained positions, for comparison
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many starts (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="SVI steps (default: the package default)")
+    parser.add_argument("--no-contrast-position", dest="contrast_position", action="store_false",
+                        help="keep the trained multi-phase position (the baseline of the contrast position)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     df = load_dataset("pei2020")
@@ -81,7 +84,7 @@ def main(argv=None) -> pd.DataFrame:
     model = PhaseModel.fit(df, split, progress=False, seed=args.seed, **({"steps": args.steps} if args.steps else {}))
     out = []
     for name, rules in (("default rules", CompositionRules()), ("max_percent=35", CompositionRules(max_percent=35))):
-        designer = Designer(model, df, split, rules=rules)
+        designer = Designer(model, df, split, rules=rules, contrast_position=args.contrast_position)
         formulas = starts(designer, df, split)[: args.limit]
         started = time.perf_counter()
         row, _ = summarize(designer, formulas)
