@@ -10,13 +10,15 @@ the class positions changed after training, which leaves every y =
 single-phase decode (and so every candidate) as it is and moves only the
 contrast decode:
 
-- ``trained``: the fitted model;
+- ``trained``: the fitted model at its trained class positions;
 - ``scale=L``: mu_0 moved to mu_1 + L (mu_0 - mu_1), the contrast L times as far;
 - ``hea positions``: mu_y set to the class means of m(x) over the training
   alloys with at least 4 principal elements (``PhaseVAE.latent_class_means``),
   the phase contrast among high-entropy alloys;
 - ``pool rules``: z drawn from every training alloy meeting the rules, of
   either class, instead of the single-phase ones (a different design);
+- ``contrast position``: the default's fitted multi-phase position
+  (:func:`~pyro_hea.design.contrast.ensure_contrast_position`), after the rest;
 - ``family positions``: one position per class *and alloy family*, mu_y
   set to the class means over the family's training alloys; each family of
   the pool gets its share of the draws (``family draws, trained positions``
@@ -124,6 +126,7 @@ def diagnose(designer, n: int, seed: int = 0) -> list[dict]:
         mu[:, 0] = trained[:, 1] + scale * (trained[:, 0] - trained[:, 1])
         rows.append(design(f"scale={scale:g}", mu))
     alloys = model.tensors(designer.df.iloc[designer.train_rows])
+    alloys.y = torch.where(torch.as_tensor(designer.train_labelled), alloys.y, torch.full_like(alloys.y, -1))
     many = principal_elements(alloys.x.numpy().astype(float), designer.rules) >= 4
     rows.append(design("hea positions", model.vae.latent_class_means(alloys[np.flatnonzero(many)]).T))
     rows.append(design("pool rules", pool="rules"))
@@ -157,6 +160,7 @@ def run_seed(seed: int, n: int, steps: int | None = None) -> list[dict]:
     import torch
 
     from pyro_hea import PhaseModel, load_dataset, paper_split
+    from pyro_hea.design.contrast import ensure_contrast_position
     from pyro_hea.design.designer import Designer
 
     torch.set_num_threads(1)
@@ -164,8 +168,12 @@ def run_seed(seed: int, n: int, steps: int | None = None) -> list[dict]:
     split = paper_split(df, seed=seed)
     started = time.perf_counter()
     model = PhaseModel.fit(df, split, progress=False, seed=seed, **({"steps": steps} if steps else {}))
-    designer = Designer(model, df, split, judge=selection_judge(df, split, model.n_classes))
+    # the trained positions first; the default's contrast position is the last row
+    designer = Designer(model, df, split, judge=selection_judge(df, split, model.n_classes), contrast_position=False)
     rows = diagnose(designer, n, seed)
+    if ensure_contrast_position(model, df, split) is not None:
+        rows.append({"variant": "contrast position", "seed": seed,
+                     **contrast_row(designer, designer.latent(n=n, target="single-phase", seed=0))})
     for row in rows:
         row["seconds"] = time.perf_counter() - started
     return rows

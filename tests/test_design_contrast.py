@@ -46,3 +46,31 @@ def test_the_diagnostics_restore_the_class_positions_and_match_the_design(contra
             assert np.isnan(r[key]) or 0 <= r[key] <= 100 or key == "apart_pct"
     text = contrast.markdown(pd.DataFrame(rows), "python benchmarks/design_contrast.py")
     assert "| trained |" in text and "nan" not in text
+
+
+def test_the_diagnostics_never_read_the_hidden_labels(contrast):
+    """Flipping the labels the split hides (its unlabelled rows) changes no diagnostic row."""
+    from pyro_hea import PhaseModel, load_dataset, paper_split
+    from pyro_hea.design.designer import Designer
+
+    df = load_dataset("pei2020")
+    split = paper_split(df, seed=0)
+    model = PhaseModel.fit(df, split, steps=20, latent_dim=2, seed=0, progress=False)
+    judge = contrast.selection_judge(df, split, 2)
+    hidden = (split == "unlabelled").to_numpy() & df["single_phase"].notna().to_numpy()
+    assert hidden.sum() > 100
+    flipped = df.copy()
+    flipped.loc[hidden, "single_phase"] = 1 - flipped.loc[hidden, "single_phase"]
+    rows = [contrast.diagnose(Designer(model, table, split, judge=judge, contrast_position=False), n=200)
+            for table in (df, flipped)]
+    assert [r["variant"] for r in rows[0]] == [r["variant"] for r in rows[1]]
+    for a, b in zip(*rows):
+        assert {k: v for k, v in a.items()} == pytest.approx({k: v for k, v in b.items()}, nan_ok=True)
+
+
+def test_run_seed_ends_with_the_contrast_position(contrast):
+    rows = contrast.run_seed(0, n=200, steps=20)
+    names = [r["variant"] for r in rows]
+    assert names[0] == "trained" and names[-1] == "contrast position"
+    # moving only mu_0 leaves every candidate as it is
+    assert rows[-1]["accepted_pct"] == pytest.approx(rows[0]["accepted_pct"])
