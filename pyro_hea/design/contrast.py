@@ -6,7 +6,7 @@ decode(m(x) + delta), delta = mu_c - mu_t. Training places mu_c by the ELBO,
 where it only has to explain log p(z) of the multi-phase alloys; nothing asks
 the contrast decode to be an alloy the classifier calls multi-phase. On split
 seeds 0-4 the model itself preferred the y = single-phase decode at a fixed z
-only 68-89 % of the time (docs/results/design_contrast.md).
+only 69-87 % of the time (docs/results/design_all_judge.md, contrast_position=False).
 
 :func:`fit_contrast_position` searches delta, after training, for the
 agreement
@@ -21,8 +21,9 @@ composition rules (the latent design's own draws, with another seed), where
 d_y is the design decode (palette, realized). A (1 + lambda) evolution
 strategy with a 1/5th-success-style step size starts at the trained delta and
 keeps a proposal only if it raises A, so A never falls. Only the model's
-classifier q(y | x) and the training alloys are read: the judge and every
-held-out label stay out of it. q(y | x) itself is unchanged, and so are every
+classifier q(y | x) and the training alloys are read, with the labels the
+split keeps (an unlabelled alloy counts as its predicted class): the judge,
+every hidden label and every held-out label stay out of it. q(y | x) itself is unchanged, and so are every
 prediction, every y = t decode and the amortized reconstruction (the encoder
 subtracts mu_y exactly); the contrast decodes, the inversion's moves and
 log p(z) of class c move, and with them, a little, the refined reconstruction
