@@ -7,6 +7,7 @@ import shutil
 import struct
 
 import pytest
+import torch
 
 from pyro_hea.cli import main
 from pyro_hea.model.priors import AlloyFamilyMixture, DescriptorAligned, EmpiricalRulesPhase
@@ -152,3 +153,18 @@ def test_evaluate_needs_a_run_directory(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     status, _, err = _run(capsys, "evaluate", tmp_path / "empty")
     assert status == 2 and "has no model.pt" in err and err.count("\n") == 1
+
+
+def test_train_fits_the_contrast_position_unless_told_not_to(run_dir, tmp_path):
+    """The default run records its contrast position; --no-contrast-position keeps the trained one."""
+    fitted = load_run(run_dir).model
+    assert fitted.metadata["contrast_position"]["contrast"] == 0
+    out = tmp_path / "plain"
+    assert main(["train", "--dataset", "pei2020", "--seed", "0", "--out", str(out), "--epochs", "30", "--quiet",
+                 "--no-contrast-position"]) == 0
+    plain = load_run(out).model
+    assert "contrast_position" not in plain.metadata and plain.vae.config.contrast_position is False
+    assert json.loads((out / "config.json").read_text())["model"]["contrast_position"] is False
+    # the same training, so the same single-phase position; only the multi-phase one moved
+    a, b = fitted.vae.decoder.class_shift.weight, plain.vae.decoder.class_shift.weight
+    assert torch.equal(a[:, 1], b[:, 1]) and not torch.equal(a[:, 0], b[:, 0])

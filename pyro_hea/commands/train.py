@@ -57,6 +57,9 @@ def add_parser(sub) -> None:
     p.add_argument("--class-position", choices=CLASS_POSITIONS,
                    help="learned (the default): each class has a place in the latent; none: the composition "
                         "does not depend on y; estimated: none in training, then the class means of the latent")
+    p.add_argument("--no-contrast-position", dest="contrast_position", action="store_false",
+                   help="keep the trained multi-phase class position: fit no contrast position for design after "
+                        "training (ModelConfig.contrast_position)")
     p.add_argument("--epochs", type=int, help="full-batch SVI steps, an epoch each (default: TrainConfig.steps)")
     p.add_argument("--lr", type=float, help="learning rate (default: TrainConfig.lr)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing on success")
@@ -163,6 +166,7 @@ def run_train(args) -> int:
     model_config = ModelConfig(n_classes=args.classes, **given(latent_dim=args.latent_dim, alpha=args.alpha,
                                                               decoder=args.decoder, total_count=args.total_count,
                                                               descriptor_model=args.descriptor_model),
+                               contrast_position=args.contrast_position,
                                **CLASS_POSITIONS.get(args.class_position, {}))
     train_config = TrainConfig(seed=args.seed, **given(steps=args.epochs, lr=args.lr))
     dataset = args.dataset if args.dataset in BUILTIN_DATASETS else os.path.abspath(args.dataset)
