@@ -159,11 +159,26 @@ def long_runs(designer, model: str, ten_million: bool, full_grid: bool, chunk_si
     return lines
 
 
-def append_section(lines: list[str]) -> str:
-    """docs/results/screen_scale.txt up to section 4 (kept), then the new section 4."""
+STREAM_LINES = ("   10^7-candidate stream", "   peak RSS of the process while streaming", "   RSS at 10%")
+
+
+def append_section(lines: list[str], ten_million: bool, full_grid: bool) -> str:
+    """docs/results/screen_scale.txt up to section 4 (kept), then the new section 4.
+
+    A measurement not run this time keeps its old lines when the old section 4
+    was measured with the same model and chunk size (its header is the same).
+    """
     old = OUT.read_text() if OUT.is_file() else ""
-    kept = old.split("\n\n4. measured at scale", 1)[0].rstrip("\n")
-    return kept + "\n" + "\n".join(lines) + "\n"
+    kept, _, old_section = old.partition("\n\n4. measured at scale")
+    old_lines = ("4. measured at scale" + old_section).rstrip("\n").splitlines() if old_section else []
+    header, body = lines[1], lines[2:]
+    if old_lines and old_lines[0] == header:
+        old_stream = [line for line in old_lines[1:] if line.startswith(STREAM_LINES)]
+        old_grid = [line for line in old_lines[1:] if not line.startswith(STREAM_LINES)]
+        new_stream = [line for line in body if line.startswith(STREAM_LINES)]
+        new_grid = [line for line in body if not line.startswith(STREAM_LINES)]
+        body = (new_stream if ten_million else old_stream) + (new_grid if full_grid else old_grid)
+    return kept.rstrip("\n") + "\n\n" + "\n".join([header, *body]) + "\n"
 
 
 def main() -> None:
@@ -184,7 +199,8 @@ def main() -> None:
 
     designer, model = build_designer(args.run_dir, args.steps)
     if args.ten_million or args.full_grid:
-        text = append_section(long_runs(designer, model, args.ten_million, args.full_grid, args.chunk_size))
+        text = append_section(long_runs(designer, model, args.ten_million, args.full_grid, args.chunk_size),
+                              args.ten_million, args.full_grid)
         print(text, end="")
         write_text(OUT, text)
         print(f"wrote {OUT}")
@@ -264,6 +280,9 @@ def main() -> None:
     lines.append(f"   peak RSS of this process over the whole benchmark: {rss_mib():,.0f} MiB")
     text = "\n".join(lines) + "\n"
     print(text, end="")
+    old = OUT.read_text() if OUT.is_file() else ""
+    if "\n\n4. measured at scale" in old:  # the long runs are kept: they are rerun only on request
+        text += "\n4. measured at scale" + old.split("\n\n4. measured at scale", 1)[1]
     write_text(OUT, text)
     print(f"wrote {OUT}")
 
