@@ -159,26 +159,35 @@ def long_runs(designer, model: str, ten_million: bool, full_grid: bool, chunk_si
     return lines
 
 
+SECTION_4 = "4. measured at scale"
 STREAM_LINES = ("   10^7-candidate stream", "   peak RSS of the process while streaming", "   RSS at 10%")
 
 
-def append_section(lines: list[str], ten_million: bool, full_grid: bool) -> str:
+def read_results() -> tuple[str, list[str]]:
+    """docs/results/screen_scale.txt as sections 1-3 and the lines of section 4 (empty when absent)."""
+    old = OUT.read_text() if OUT.is_file() else ""
+    kept, _, section = old.partition("\n\n" + SECTION_4)
+    return kept.rstrip("\n"), (SECTION_4 + section).rstrip("\n").splitlines() if section else []
+
+
+def by_measurement(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Section 4's measured lines split into the 10^7 stream's and the full grid's."""
+    stream = [line for line in lines if line.startswith(STREAM_LINES)]
+    return stream, [line for line in lines if not line.startswith(STREAM_LINES)]
+
+
+def append_section(lines: list[str]) -> str:
     """docs/results/screen_scale.txt up to section 4 (kept), then the new section 4.
 
     A measurement not run this time keeps its old lines when the old section 4
     was measured with the same model and chunk size (its header is the same).
     """
-    old = OUT.read_text() if OUT.is_file() else ""
-    kept, _, old_section = old.partition("\n\n4. measured at scale")
-    old_lines = ("4. measured at scale" + old_section).rstrip("\n").splitlines() if old_section else []
+    kept, old_lines = read_results()
     header, body = lines[1], lines[2:]
     if old_lines and old_lines[0] == header:
-        old_stream = [line for line in old_lines[1:] if line.startswith(STREAM_LINES)]
-        old_grid = [line for line in old_lines[1:] if not line.startswith(STREAM_LINES)]
-        new_stream = [line for line in body if line.startswith(STREAM_LINES)]
-        new_grid = [line for line in body if not line.startswith(STREAM_LINES)]
-        body = (new_stream if ten_million else old_stream) + (new_grid if full_grid else old_grid)
-    return kept.rstrip("\n") + "\n\n" + "\n".join([header, *body]) + "\n"
+        (old_stream, old_grid), (new_stream, new_grid) = by_measurement(old_lines[1:]), by_measurement(body)
+        body = (new_stream or old_stream) + (new_grid or old_grid)
+    return kept + "\n\n" + "\n".join([header, *body]) + "\n"
 
 
 def main() -> None:
@@ -199,8 +208,7 @@ def main() -> None:
 
     designer, model = build_designer(args.run_dir, args.steps)
     if args.ten_million or args.full_grid:
-        text = append_section(long_runs(designer, model, args.ten_million, args.full_grid, args.chunk_size),
-                              args.ten_million, args.full_grid)
+        text = append_section(long_runs(designer, model, args.ten_million, args.full_grid, args.chunk_size))
         print(text, end="")
         write_text(OUT, text)
         print(f"wrote {OUT}")
@@ -280,9 +288,9 @@ def main() -> None:
     lines.append(f"   peak RSS of this process over the whole benchmark: {rss_mib():,.0f} MiB")
     text = "\n".join(lines) + "\n"
     print(text, end="")
-    old = OUT.read_text() if OUT.is_file() else ""
-    if "\n\n4. measured at scale" in old:  # the long runs are kept: they are rerun only on request
-        text += "\n4. measured at scale" + old.split("\n\n4. measured at scale", 1)[1]
+    section_4 = read_results()[1]  # the long runs are kept: they are rerun only on request
+    if section_4:
+        text += "\n" + "\n".join(section_4) + "\n"
     write_text(OUT, text)
     print(f"wrote {OUT}")
 
